@@ -1,0 +1,57 @@
+"""Arguments shared by several subcommands: models, tasks, progress."""
+
+import argparse
+
+from modlens.errors import TaskError
+from modlens.models import Model, load_model
+from modlens.tasks import Batch, SyntheticTask, TaskLayout, load_prompt_batch
+
+
+def add_task_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument(
+        "--task", help="synthetic task name, e.g. 'reverse' or 'increment∘reverse' (or 'increment.reverse')"
+    )
+    group.add_argument("--prompts", metavar="FILE.jsonl", help='JSONL file of {"prompt": ..., "answer": ...} lines')
+    parser.add_argument("--n-examples", type=int, default=256, help="examples drawn for a synthetic task")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, *names: str) -> None:
+    for name in names or ("model",):
+        parser.add_argument(name, help="model directory or hub id (use --revision for a checkpoint)")
+    parser.add_argument("--revision", default=None, help="hub revision, e.g. step1000 for a Pythia checkpoint")
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+
+
+def load_cli_model(source: str, args: argparse.Namespace) -> Model:
+    return load_model(source, revision=args.revision, device=args.device)
+
+
+def task_batch(model: Model, args: argparse.Namespace) -> Batch:
+    """The batch a subcommand analyses: a synthetic task's test split, or a prompts file."""
+    if args.prompts:
+        return load_prompt_batch(args.prompts, model.tokenizer, n_ctx=model.spec.n_ctx)
+    if args.n_examples <= 0:
+        raise TaskError(f"--n-examples must be positive, got {args.n_examples}")
+    layout = layout_of(model)
+    task = SyntheticTask.from_name(args.task, layout)
+    if layout.seq_len > model.spec.n_ctx:
+        raise TaskError(
+            f"task sequences are {layout.seq_len} tokens, longer than the model's context {model.spec.n_ctx}"
+        )
+    return task.sample(args.n_examples, split="test", seed=args.seed)
+
+
+def layout_of(model: Model) -> TaskLayout:
+    """The synthetic layout a model was trained with (recorded in its provenance), or the default."""
+    from modlens.models import read_provenance
+
+    recorded = read_provenance(model.source).get("layout") if model.source else None
+    layout = TaskLayout(**recorded) if isinstance(recorded, dict) else TaskLayout()
+    if model.spec.d_vocab < layout.vocab.size:
+        raise TaskError(
+            f"synthetic tasks need a vocabulary of {layout.vocab.size} tokens, the model has {model.spec.d_vocab}; "
+            "use --prompts with this model"
+        )
+    return layout

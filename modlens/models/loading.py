@@ -1,0 +1,167 @@
+"""Loading models from a local directory, a hub id (with revision), or an object already in memory."""
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from modlens.errors import ModelLoadError
+from modlens.models.model import Model
+from modlens.models.spec import spec_from_hf_config
+
+log = logging.getLogger(__name__)
+
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
+
+
+def load_model(
+    source: "str | os.PathLike[str] | Model | PreTrainedModel | Any",
+    *,
+    revision: str | None = None,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
+    trust_remote_code: bool = False,
+) -> Model:
+    """Loads a causal LM as a ``Model``.
+
+    Args:
+        source: a local Hugging Face model directory; a hub id such as ``"EleutherAI/pythia-70m"``;
+            a ``Model``; an HF ``PreTrainedModel``; or a TransformerLens ``TransformerBridge``.
+        revision: hub revision (branch, tag, commit; ``"step1000"`` picks a Pythia checkpoint).
+        device: where to put the weights (default: CPU). Never chosen implicitly.
+        dtype: floating-point dtype of the weights.
+        trust_remote_code: allow model code from the hub. Off unless asked for.
+
+    Raises:
+        ModelLoadError: the source does not exist, holds no model, or cannot be reached.
+    """
+    device = torch.device(device or "cpu")
+    if isinstance(source, Model):
+        return (
+            source
+            if (source.device, source.dtype) == (device, dtype)
+            else _from_hf(source.hf, source.tokenizer, source.source, source.revision, device, dtype)
+        )
+    if isinstance(source, PreTrainedModel):
+        return _from_hf(source, None, "<in-memory>", None, device, dtype)
+    if _is_bridge(source):
+        return _from_bridge(source, device, dtype)
+    if not isinstance(source, str | os.PathLike):
+        raise ModelLoadError(
+            f"cannot load a model from a {type(source).__name__}; pass a directory, a hub id, "
+            "a transformers PreTrainedModel or a TransformerBridge"
+        )
+    text = os.fspath(source)
+    path = Path(text).expanduser()
+    if path.exists():
+        return _from_directory(path, device, dtype, trust_remote_code)
+    if _looks_like_path(text):
+        raise ModelLoadError(f"model path {text!r} does not exist")
+    return _from_hub(text, revision, device, dtype, trust_remote_code)
+
+
+def _looks_like_path(text: str) -> bool:
+    """Hub ids are ``name`` or ``org/name``; anything else that names a missing file is a missing path."""
+    return text.startswith((".", "/", "~")) or text.count("/") > 1 or text.endswith("/") or "\\" in text
+
+
+def _from_directory(path: Path, device: torch.device, dtype: torch.dtype, trust: bool) -> Model:
+    if not path.is_dir():
+        raise ModelLoadError(f"{str(path)!r} is a file; pass the directory holding config.json and the weights")
+    if not (path / "config.json").is_file():
+        raise ModelLoadError(
+            f"directory {str(path)!r} holds no model: no config.json (expected a Hugging Face model "
+            "directory written by save_pretrained or modlens.save_model)"
+        )
+    try:
+        hf = AutoModelForCausalLM.from_pretrained(
+            path, dtype=dtype, attn_implementation="eager", trust_remote_code=trust
+        )
+    except (OSError, ValueError, KeyError) as err:
+        raise ModelLoadError(f"cannot load the model in {str(path)!r}: {_one_line(err)}") from err
+    tokenizer = None
+    if any((path / f).is_file() for f in _TOKENIZER_FILES):
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    return _from_hf(hf, tokenizer, str(path), None, device, dtype)
+
+
+def _from_hub(name: str, revision: str | None, device: torch.device, dtype: torch.dtype, trust: bool) -> Model:
+    try:
+        hf = AutoModelForCausalLM.from_pretrained(
+            name, revision=revision, dtype=dtype, attn_implementation="eager", trust_remote_code=trust
+        )
+        tokenizer = AutoTokenizer.from_pretrained(name, revision=revision)
+    except (OSError, ValueError) as err:
+        where = f"{name!r}" + (f" at revision {revision!r}" if revision else "")
+        raise ModelLoadError(
+            f"{where} is neither a local model directory nor loadable from the Hugging Face hub "
+            f"({_one_line(err)}); pass a local model directory when offline"
+        ) from err
+    return _from_hf(hf, tokenizer, name, revision, device, dtype)
+
+
+def _from_hf(
+    hf: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase | None,
+    source: str,
+    revision: str | None,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> Model:
+    spec_from_hf_config(hf.config)  # fail early, with a clear message, on unsupported models
+    if hf.config._attn_implementation != "eager":
+        # Eager attention gives the bridge its patterns and keeps HF and bridge numerics identical.
+        hf.set_attn_implementation("eager")
+    hf = hf.to(device=device, dtype=dtype).eval()  # type: ignore[call-arg]  # transformers wraps .to; mypy misreads it
+    for p in hf.parameters():
+        p.requires_grad_(False)
+    return Model(hf=hf, tokenizer=tokenizer, source=source, revision=revision)
+
+
+def _is_bridge(obj: Any) -> bool:
+    return type(obj).__name__ == "TransformerBridge" and hasattr(obj, "original_model")
+
+
+def _from_bridge(bridge: Any, device: torch.device, dtype: torch.dtype) -> Model:
+    """Rebuilds a clean HF module from a bridge's weights (the bridge rewrites the module it wraps)."""
+    hf = unwrap_bridge(bridge)
+    tokenizer = getattr(bridge, "tokenizer", None)
+    model = _from_hf(hf, tokenizer, "<in-memory>", None, device, dtype)
+    if (model.device, model.dtype) == (torch.device(bridge.cfg.device), bridge.cfg.dtype):
+        model.__dict__["bridge"] = bridge  # reuse the caller's bridge rather than booting another
+    return model
+
+
+def unwrap_bridge(bridge: Any) -> PreTrainedModel:
+    """A fresh HF module holding a bridge's current weights (GPT-NeoX's split q/k/v written back)."""
+    config = bridge.original_model.config
+    if bridge.cfg.architecture == "GPTNeoXForCausalLM":
+        _sync_neox_fused_qkv(bridge)
+    fresh = AutoModelForCausalLM.from_config(config, attn_implementation="eager")
+    raw = {k.replace("._original_component", ""): v for k, v in bridge.original_model.state_dict().items()}
+    missing = [k for k in fresh.state_dict() if k not in raw]
+    if missing:
+        raise ModelLoadError(f"bridge lacks weights the HF model needs: {missing[:5]}")
+    fresh.load_state_dict({k: raw[k] for k in fresh.state_dict()})
+    return fresh
+
+
+@torch.no_grad()
+def _sync_neox_fused_qkv(bridge: Any) -> None:
+    """GPT-NeoX bridges hold *copies* of q/k/v; write them back into ``query_key_value``."""
+    n, dh, dm = bridge.cfg.n_heads, bridge.cfg.d_head, bridge.cfg.d_model
+    for block in bridge.blocks:
+        qkv = block.attn.original_component.query_key_value
+        weight = qkv.weight.view(n, 3, dh, dm)
+        bias = qkv.bias.view(n, 3, dh)
+        for i, lin in enumerate((block.attn.q, block.attn.k, block.attn.v)):
+            weight[:, i] = lin.weight.view(n, dh, dm)
+            bias[:, i] = lin.bias.view(n, dh)
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__

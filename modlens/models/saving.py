@@ -1,0 +1,61 @@
+"""Saving a ``Model`` as a Hugging Face directory (safetensors) with its tokenizer and provenance."""
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from modlens.errors import ModlensError
+from modlens.models.model import Model
+from modlens.provenance import provenance
+
+PROVENANCE_FILE = "provenance.json"
+
+
+def save_model(model: Model, path: "str | os.PathLike[str]", *, overwrite: bool = False, **record: Any) -> Path:
+    """Writes ``model`` to ``path`` atomically: weights (safetensors), config, tokenizer, provenance JSON.
+
+    The directory appears complete or not at all: it is written beside ``path`` and renamed into place.
+
+    Args:
+        model: the model to save.
+        path: target directory.
+        overwrite: replace an existing directory.
+        **record: extra provenance fields (seed, training step, ...).
+
+    Returns:
+        The directory written.
+    """
+    target = Path(path).expanduser()
+    if target.exists() and not overwrite:
+        raise ModlensError(f"{str(target)!r} already exists; pass overwrite=True to replace it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        model.hf.save_pretrained(staging, safe_serialization=True)
+        if model.tokenizer is not None:
+            model.tokenizer.save_pretrained(staging)
+        meta = provenance(
+            source=model.source,
+            revision=model.revision,
+            device=str(model.device),
+            dtype=str(model.dtype),
+            spec=model.spec.as_dict(),
+            **record,
+        )
+        (staging / PROVENANCE_FILE).write_text(json.dumps(meta, indent=2))
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def read_provenance(path: "str | os.PathLike[str]") -> dict[str, Any]:
+    """The provenance JSON saved beside a model, or ``{}`` when there is none."""
+    file = Path(path) / PROVENANCE_FILE
+    return json.loads(file.read_text()) if file.is_file() else {}
