@@ -1,0 +1,99 @@
+"""Component addresses, one format everywhere: ``L3H2`` (head), ``L3.attn``, ``L3.mlp``, ``L3N17`` (MLP neuron)."""
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from modlens.errors import ModlensError
+from modlens.models.spec import ModelSpec
+
+Kind = Literal["head", "attn", "mlp", "neuron"]
+KINDS: tuple[Kind, ...] = ("head", "attn", "mlp", "neuron")
+
+_PATTERN = re.compile(r"^L(\d+)(?:H(\d+)|N(\d+)|\.(attn|mlp))$")
+
+
+class ComponentError(ModlensError):
+    """An invalid or out-of-range component address."""
+
+
+@dataclass(frozen=True, order=True)
+class Component:
+    """One addressable part of a transformer.
+
+    Attributes:
+        layer: block index.
+        kind: ``"head"`` (one attention head), ``"attn"`` (a whole attention layer), ``"mlp"`` (a whole
+            MLP layer) or ``"neuron"`` (one MLP hidden unit).
+        index: head or neuron index; ``None`` for whole layers.
+    """
+
+    layer: int
+    kind: Kind
+    index: int | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "head":
+            return f"L{self.layer}H{self.index}"
+        if self.kind == "neuron":
+            return f"L{self.layer}N{self.index}"
+        return f"L{self.layer}.{self.kind}"
+
+    @property
+    def hook_name(self) -> str:
+        """The TransformerLens hook whose activation this component's ablation edits."""
+        return {
+            "head": f"blocks.{self.layer}.attn.hook_z",
+            "attn": f"blocks.{self.layer}.hook_attn_out",
+            "mlp": f"blocks.{self.layer}.hook_mlp_out",
+            "neuron": f"blocks.{self.layer}.mlp.hook_post",
+        }[self.kind]
+
+    def check(self, spec: ModelSpec) -> "Component":
+        """Returns self, or raises ``ComponentError`` naming the model's valid range."""
+        if not 0 <= self.layer < spec.n_layers:
+            raise ComponentError(
+                f"{self}: layer {self.layer} out of range; the model has layers 0..{spec.n_layers - 1}"
+            )
+        if self.kind == "head" and not 0 <= (self.index or 0) < spec.n_heads:
+            raise ComponentError(f"{self}: head {self.index} out of range; layers have heads 0..{spec.n_heads - 1}")
+        if self.kind == "neuron" and not 0 <= (self.index or 0) < spec.d_mlp:
+            raise ComponentError(f"{self}: neuron {self.index} out of range; MLPs have neurons 0..{spec.d_mlp - 1}")
+        return self
+
+
+def parse_component(text: str, spec: ModelSpec | None = None) -> Component:
+    """Parses ``L3H2`` / ``L3.attn`` / ``L3.mlp`` / ``L3N17``; checks the range when ``spec`` is given.
+
+    Raises:
+        ComponentError: malformed address, or out of range for ``spec``.
+    """
+    match = _PATTERN.match(text.strip())
+    if match is None:
+        raise ComponentError(
+            f"unknown component {text!r}; write L<layer>H<head>, L<layer>.attn, L<layer>.mlp or L<layer>N<neuron>"
+        )
+    layer, head, neuron, whole = match.groups()
+    if head is not None:
+        comp = Component(int(layer), "head", int(head))
+    elif neuron is not None:
+        comp = Component(int(layer), "neuron", int(neuron))
+    else:
+        comp = Component(int(layer), whole)  # type: ignore[arg-type]
+    return comp.check(spec) if spec is not None else comp
+
+
+def parse_components(texts: Iterable[str], spec: ModelSpec | None = None) -> list[Component]:
+    return [parse_component(t, spec) for t in texts]
+
+
+def enumerate_components(spec: ModelSpec, kind: Kind) -> list[Component]:
+    """Every component of one kind, layer by layer."""
+    if kind == "head":
+        return [Component(layer, "head", h) for layer in range(spec.n_layers) for h in range(spec.n_heads)]
+    if kind == "neuron":
+        return [Component(layer, "neuron", n) for layer in range(spec.n_layers) for n in range(spec.d_mlp)]
+    if kind in ("attn", "mlp"):
+        return [Component(layer, kind) for layer in range(spec.n_layers)]
+    raise ComponentError(f"unknown component kind {kind!r}; choose one of {', '.join(KINDS)}")
