@@ -33,6 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    _quiet_transformers()
     try:
         return int(_commands()[args.command].run(args))
     except ModlensError as err:
@@ -41,6 +42,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"modlens {args.command}: interrupted; rerun the same command to continue", file=sys.stderr)
         return 130
+
+
+def _quiet_transformers() -> None:
+    """transformers prints its own bars when writing shards; the CLI shows modlens's progress instead."""
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
 
 
 def console_main() -> None:

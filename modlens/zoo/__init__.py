@@ -1,0 +1,17 @@
+"""The embedded default: a family of small GPT-NeoX models pretrained here to graded quality."""
+
+from modlens.zoo.build import Family, build_family, family_root, quality_table
+from modlens.zoo.cache import CACHE_ENV, cache_root
+from modlens.zoo.config import FamilyConfig, Member, members
+
+__all__ = [
+    "CACHE_ENV",
+    "Family",
+    "FamilyConfig",
+    "Member",
+    "build_family",
+    "cache_root",
+    "family_root",
+    "members",
+    "quality_table",
+]

@@ -1,0 +1,181 @@
+"""Building the embedded family: pretrain every member, save its checkpoints and their measured quality.
+
+Each member is trained into a hidden staging directory and renamed into place only when complete, so an
+interrupted build leaves no half-written entry and a rerun completes exactly the missing members.
+"""
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from modlens.errors import ModlensError
+from modlens.models.factory import tiny_model
+from modlens.models.loading import load_model
+from modlens.models.model import Model
+from modlens.models.saving import save_model
+from modlens.provenance import provenance
+from modlens.tasks.metrics import evaluate
+from modlens.tasks.operations import PRIMITIVES
+from modlens.tasks.synthetic import SyntheticTask
+from modlens.training.pretrain import PretrainConfig, pretrain
+from modlens.zoo.cache import cache_root, checkpoint_dirname
+from modlens.zoo.config import FamilyConfig, Member, members
+
+log = logging.getLogger(__name__)
+
+QUALITY_FILE = "quality.csv"
+FAMILY_FILE = "family.json"
+
+
+@dataclass(frozen=True)
+class Family:
+    """A built family on disk."""
+
+    config: FamilyConfig
+    root: Path
+
+    @property
+    def members(self) -> list[Member]:
+        return members(self.config)
+
+    def path(self, member: Member, step: int) -> Path:
+        return self.root / member.name / checkpoint_dirname(step)
+
+    def load(self, member: Member, step: int, *, device: str | None = None) -> Model:
+        """One checkpoint as a ``Model``."""
+        path = self.path(member, step)
+        if not path.is_dir():
+            raise ModlensError(
+                f"family has no checkpoint {member.name} step {step}; steps: {list(self.config.checkpoints)}"
+            )
+        return load_model(path, device=device)
+
+    def quality(self) -> pd.DataFrame:
+        """Measured pretraining quality: one row per member, checkpoint and primitive (held-out split)."""
+        return pd.concat([pd.read_csv(self.root / m.name / QUALITY_FILE) for m in self.members], ignore_index=True)
+
+
+def family_root(config: FamilyConfig, cache_dir: "str | os.PathLike[str] | None" = None) -> Path:
+    return cache_root(cache_dir) / f"family-{config.key()}"
+
+
+def build_family(
+    config: FamilyConfig | None = None,
+    *,
+    cache_dir: "str | os.PathLike[str] | None" = None,
+    progress: bool = True,
+) -> Family:
+    """Builds (or completes) the family in the cache and returns it; finished members are reused.
+
+    Args:
+        config: the family to build (default: ``FamilyConfig()``).
+        cache_dir: cache directory (default: see ``modlens.zoo.cache.cache_root``).
+        progress: show progress bars.
+    """
+    config = config or FamilyConfig()
+    root = family_root(config, cache_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    _remove_stale_staging(root)
+    (root / FAMILY_FILE).write_text(json.dumps({"config": config.as_dict(), "key": config.key()}, indent=2))
+    todo = [m for m in members(config) if not (root / m.name).is_dir()]
+    if todo:
+        log.info("building %d of %d family members in %s", len(todo), len(members(config)), root)
+    for member in tqdm(todo, desc="family", disable=not progress):
+        _build_member(config, member, root, progress=progress)
+    return Family(config, root)
+
+
+def _remove_stale_staging(root: Path) -> None:
+    """Leftovers of an interrupted build (hidden staging directories) are discarded."""
+    for stale in root.glob(".*.tmp*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _build_member(config: FamilyConfig, member: Member, root: Path, *, progress: bool) -> None:
+    layout = config.layout
+    primitives = [SyntheticTask((p,), layout) for p in PRIMITIVES]
+    held_out = {t.name: t.sample(config.n_eval, split="test", seed=10_000 + i) for i, t in enumerate(primitives)}
+    init = tiny_model(
+        config.architecture,
+        tokenizer=layout.vocab.tokenizer(),
+        n_layers=member.depth,
+        d_model=config.d_model,
+        n_heads=config.n_heads,
+        d_mlp=config.d_mlp,
+        n_ctx=max(32, layout.seq_len),
+        seed=member.seed,
+    )
+    pretrain_config = PretrainConfig(
+        steps=config.steps,
+        checkpoints=tuple(sorted(set(config.checkpoints))),
+        batch_size=config.batch_size,
+        label_noise=member.label_noise,
+        lr=config.lr,
+        seed=member.seed,
+    )
+    staging = Path(tempfile.mkdtemp(prefix=f".{member.name}.tmp", dir=root))
+    rows: list[dict] = []
+    started = time.perf_counter()
+
+    def save_checkpoint(step: int, model: Model) -> None:
+        with torch.no_grad():
+            for task, batch in held_out.items():
+                rows.append(
+                    {
+                        "depth": member.depth,
+                        "seed": member.seed,
+                        "label_noise": member.label_noise,
+                        "step": step,
+                        "task": task,
+                        **evaluate(model.logits(batch.tokens), batch),
+                    }
+                )
+        save_model(
+            model,
+            staging / checkpoint_dirname(step),
+            layout=dataclasses.asdict(layout),
+            family=config.key(),
+            member=member.name,
+            step=step,
+            seed=member.seed,
+            label_noise=member.label_noise,
+            pretrain=dataclasses.asdict(pretrain_config),
+        )
+
+    try:
+        pretrain(init, primitives, pretrain_config, on_checkpoint=save_checkpoint, progress=progress)
+        pd.DataFrame(rows).to_csv(staging / QUALITY_FILE, index=False)
+        meta = provenance(member=member.name, seconds=round(time.perf_counter() - started, 1))
+        (staging / "provenance.json").write_text(json.dumps(meta, indent=2))
+        os.replace(staging, root / member.name)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def quality_table(family: Family) -> pd.DataFrame:
+    """Pretraining quality per checkpoint: held-out loss and accuracies averaged over primitives and seeds,
+    with the spread over seeds."""
+    q = family.quality()
+    per_run = q.groupby(["depth", "label_noise", "seed", "step"], as_index=False)[
+        ["loss", "token_accuracy", "answer_accuracy"]
+    ].mean()
+    table = per_run.groupby(["depth", "label_noise", "step"]).agg(
+        seeds=("seed", "nunique"),
+        heldout_loss=("loss", "mean"),
+        heldout_loss_sd=("loss", "std"),
+        token_accuracy=("token_accuracy", "mean"),
+        answer_accuracy=("answer_accuracy", "mean"),
+        answer_accuracy_sd=("answer_accuracy", "std"),
+    )
+    return table.reset_index()
