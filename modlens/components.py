@@ -33,6 +33,16 @@ class Component:
     kind: Kind
     index: int | None = None
 
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ComponentError(f"unknown component kind {self.kind!r}; choose one of {', '.join(KINDS)}")
+        if self.layer < 0:
+            raise ComponentError(f"layer must be >= 0, got {self.layer}")
+        if self.kind in ("head", "neuron") and (self.index is None or self.index < 0):
+            raise ComponentError(f"a {self.kind} needs an index >= 0, got {self.index}")
+        if self.kind in ("attn", "mlp") and self.index is not None:
+            raise ComponentError(f"a whole {self.kind} layer takes no index, got {self.index}")
+
     def __str__(self) -> str:
         if self.kind == "head":
             return f"L{self.layer}H{self.index}"
@@ -85,7 +95,13 @@ def parse_component(text: str, spec: ModelSpec | None = None) -> Component:
 
 
 def parse_components(texts: Iterable[str], spec: ModelSpec | None = None) -> list[Component]:
+    """``parse_component`` over many addresses, in order."""
     return [parse_component(t, spec) for t in texts]
+
+
+def hook_name(component: Component) -> str:
+    """The TransformerLens hook whose activation ablating ``component`` edits (see ``Component.hook_name``)."""
+    return component.hook_name
 
 
 def enumerate_components(spec: ModelSpec, kind: Kind) -> list[Component]:
@@ -97,3 +113,24 @@ def enumerate_components(spec: ModelSpec, kind: Kind) -> list[Component]:
     if kind in ("attn", "mlp"):
         return [Component(layer, kind) for layer in range(spec.n_layers)]
     raise ComponentError(f"unknown component kind {kind!r}; choose one of {', '.join(KINDS)}")
+
+
+SELECTIONS: dict[str, tuple[Kind, ...]] = {
+    "heads": ("head",),
+    "attn": ("attn",),
+    "mlp": ("mlp",),
+    "neurons": ("neuron",),
+    "all": ("head", "attn", "mlp", "neuron"),
+}
+"""Named groups of component kinds (CLI ``--components``)."""
+
+
+def select_components(spec: ModelSpec, selection: str) -> list[Component]:
+    """Every component in a named group (``heads``, ``attn``, ``mlp``, ``neurons``, ``all``), kind by kind.
+
+    Raises:
+        ComponentError: unknown group name.
+    """
+    if selection not in SELECTIONS:
+        raise ComponentError(f"unknown component group {selection!r}; choose one of {', '.join(SELECTIONS)}")
+    return [c for kind in SELECTIONS[selection] for c in enumerate_components(spec, kind)]

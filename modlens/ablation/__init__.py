@@ -1,0 +1,17 @@
+"""Ablation: component ablation methods, the ``ablate`` context manager, exact sweeps and attribution screens."""
+
+from modlens.ablation.hooks import ablate, ablation_hooks
+from modlens.ablation.loop import run_ablation_loop
+from modlens.ablation.methods import ABLATIONS, AblationError, Method
+from modlens.ablation.sweep import DEFAULT_MEMORY_BUDGET, run_ablation_sweep
+
+__all__ = [
+    "ABLATIONS",
+    "DEFAULT_MEMORY_BUDGET",
+    "AblationError",
+    "Method",
+    "ablate",
+    "ablation_hooks",
+    "run_ablation_loop",
+    "run_ablation_sweep",
+]

@@ -1,0 +1,109 @@
+"""Ablation as TransformerLens hooks on the bridge: ``ablate`` (a context manager) and the hook list it adds."""
+
+import functools
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+from modlens._typing import Tensor
+from modlens.ablation.methods import AblationError, Method, Replacement, needs_reference, replacement
+from modlens.components import Component
+from modlens.models import Model
+from modlens.tasks import Batch
+
+Hook = tuple[str, Any]
+
+
+def component_values(activation: Tensor, component: Component) -> Tensor:
+    """The slice of a hook activation that belongs to one component (``[batch, pos, ...]``)."""
+    if component.kind in ("head", "neuron"):
+        return activation[:, :, component.index]
+    return activation
+
+
+@torch.no_grad()
+def reference_activations(model: Model, reference: Batch, components: Sequence[Component]) -> dict[Component, Tensor]:
+    """Each component's activation on the (unablated) reference batch, read through the bridge."""
+    names = sorted({c.hook_name for c in components})
+    _, cache = model.bridge.run_with_cache(reference.tokens.to(model.device), names_filter=names)
+    return {c: component_values(cache[c.hook_name], c) for c in components}
+
+
+def _replace(activation: Tensor, hook: Any, *, component: Component, values: Replacement) -> Tensor:
+    out = activation.clone()
+    if component.kind in ("head", "neuron"):
+        part = out[:, :, component.index]
+        out[:, :, component.index] = values(part).to(part.dtype)
+    else:
+        out[:] = values(activation).to(activation.dtype)
+    return out
+
+
+def ablation_hooks(
+    model: Model,
+    components: Sequence[Component],
+    *,
+    method: Method = "mean",
+    reference: Batch | None = None,
+    seed: int = 0,
+) -> list[Hook]:
+    """``(hook_name, fn)`` pairs that ablate every component at once (for ``bridge.run_with_hooks``).
+
+    Replacement values come from the *unablated* model on ``reference`` (mean and resample) and are
+    fixed before any hook runs, so ablating several components is simultaneous, not sequential.
+
+    Raises:
+        AblationError: unknown method, or no reference for a method that needs one.
+        ComponentError: a component out of the model's range.
+    """
+    for c in components:
+        c.check(model.spec)
+    if needs_reference(method) and reference is None:
+        raise AblationError(f"{method} ablation needs a reference batch")
+    refs: dict[Component, Tensor] = {}
+    if needs_reference(method) and components:
+        assert reference is not None
+        refs = reference_activations(model, reference, components)
+    return hooks_from_reference(components, method=method, reference=refs, seed=seed)
+
+
+def hooks_from_reference(
+    components: Sequence[Component], *, method: str, reference: dict[Component, Tensor], seed: int = 0
+) -> list[Hook]:
+    """``ablation_hooks`` with the reference activations already read (``reference_activations``)."""
+    return [
+        (c.hook_name, functools.partial(_replace, component=c, values=replacement(method, reference.get(c), seed=seed)))
+        for c in components
+    ]
+
+
+@contextmanager
+def ablate(
+    model: Model,
+    components: Sequence[Component],
+    *,
+    method: Method = "mean",
+    reference: Batch | None = None,
+    seed: int = 0,
+) -> Iterator[Any]:
+    """Ablates components on ``model.bridge`` inside a ``with`` block; yields the bridge.
+
+    The hooks are removed when the block exits, exceptions included; hooks added by others stay.
+
+    Example:
+        >>> with ablate(model, parse_components(["L0H1", "L1.mlp"]), method="mean", reference=batch) as bridge:
+        ...     logits = bridge(batch.tokens)
+
+    Args:
+        model: the model; its bridge is hooked.
+        components: what to ablate (all at once).
+        method: ``"zero"``, ``"mean"`` (per-position mean over ``reference``) or ``"resample"``
+            (another reference row's values, seeded).
+        reference: the batch whose activations supply mean and resample values.
+        seed: resample seed.
+    """
+    hooks = ablation_hooks(model, components, method=method, reference=reference, seed=seed)
+    with model.bridge.hooks(fwd_hooks=hooks) as bridge:
+        yield bridge
