@@ -1,0 +1,177 @@
+"""``fit_mask``: learn the sparse subnetwork of a frozen model that keeps a subroutine's performance."""
+
+import logging
+import math
+import time
+import warnings
+from typing import Any, Literal
+
+import torch
+from tqdm.auto import tqdm
+
+from modlens._typing import Tensor
+from modlens.masks.apply import Replacement, install, mean_activations, weight_layouts, weight_shapes
+from modlens.masks.chance import chance_accuracy
+from modlens.masks.continuous_sparsification import ContinuousSparsification
+from modlens.masks.hard_concrete import HardConcrete
+from modlens.masks.mask import GRANULARITIES, Granularity, Mask, MaskError, shape_of
+from modlens.models.model import Model
+from modlens.tasks.batch import Batch
+from modlens.tasks.metrics import Metric, answer_accuracy, loss
+
+log = logging.getLogger(__name__)
+
+MaskMethod = ContinuousSparsification | HardConcrete
+METHODS: dict[str, type[ContinuousSparsification] | type[HardConcrete]] = {
+    "continuous_sparsification": ContinuousSparsification,
+    "hard_concrete": HardConcrete,
+}
+"""Mask-learning methods by name; each class's defaults follow its paper (see RESEARCH.md §1)."""
+
+MethodName = Literal["continuous_sparsification", "hard_concrete"]
+
+
+def fit_mask(
+    model: Model,
+    batch: Batch,
+    *,
+    granularity: Granularity = "component",
+    method: MethodName = "continuous_sparsification",
+    sparsity: float = 0.5,
+    steps: int = 200,
+    seed: int = 0,
+    ablation: Replacement = "mean",
+    batch_size: int = 64,
+    lr: float | None = None,
+    init: float | None = None,
+    objective: Metric = loss,
+    progress: bool = False,
+) -> Mask:
+    """Learns a mask over the frozen model's heads and neurons (or weights) for the subroutine in ``batch``.
+
+    The objective is ``(1 - sparsity) * objective(masked logits) + sparsity * mean mask density``:
+    keep the subroutine's performance while keeping as few units as possible.
+
+    Args:
+        model: the model (never modified).
+        batch: examples of the subroutine.
+        granularity: ``"component"`` (one logit per attention head and MLP neuron, through hooks) or
+            ``"weight"`` (one logit per weight of every attention and MLP matrix, through parametrizations).
+        method: ``"continuous_sparsification"`` or ``"hard_concrete"`` (see ``METHODS``).
+        sparsity: weight of the size penalty, in (0, 1).
+        steps: optimiser steps.
+        seed: seed of the minibatch order and the mask noise.
+        ablation: what removed heads and neurons become during training: ``"zero"`` or ``"mean"`` (their
+            mean over ``batch``, per position). Weight masks always use zero.
+        batch_size: examples per step (the whole batch when smaller).
+        lr: Adam learning rate of the logits (default: the method's).
+        init: initial logit (default: the method's).
+        objective: the differentiable task loss (lower is better).
+        progress: show a progress bar.
+
+    Returns:
+        The final binary mask, with how it was made in ``mask.meta``.
+
+    Raises:
+        MaskError: bad options (zero steps, sparsity out of range, unknown method or granularity).
+    """
+    if granularity not in GRANULARITIES:
+        raise MaskError(f"unknown granularity {granularity!r}; choose one of {', '.join(GRANULARITIES)}")
+    if method not in METHODS:
+        raise MaskError(f"unknown mask method {method!r}; choose one of {', '.join(METHODS)}")
+    if not isinstance(steps, int) or steps < 1:
+        raise MaskError(f"steps must be a positive number of optimiser steps, got {steps}")
+    if not (isinstance(sparsity, float | int) and 0.0 < sparsity < 1.0):
+        raise MaskError(f"sparsity must lie strictly between 0 and 1 (the weight of the size penalty), got {sparsity}")
+    if batch_size < 1:
+        raise MaskError(f"batch_size must be positive, got {batch_size}")
+    if batch.n_pos > model.spec.n_ctx:
+        raise MaskError(f"batch sequences have {batch.n_pos} tokens, more than the model's context {model.spec.n_ctx}")
+    overrides: dict[str, Any] = {k: v for k, v in (("lr", lr), ("init", init)) if v is not None}
+    algo: MaskMethod = METHODS[method](**overrides)
+    _warn_if_at_chance(model, batch)
+
+    started = time.perf_counter()
+    device, dtype = model.device, model.dtype
+    shapes = _unit_shapes(model, granularity)
+    logits = {k: torch.full(s, float(algo.init), device=device, requires_grad=True) for k, s in shapes.items()}
+    n_units = sum(math.prod(s) for s in shapes.values())
+    baselines = mean_activations(model, batch) if granularity == "component" and ablation == "mean" else None
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(list(logits.values()), lr=algo.lr)
+    values: dict[str, Tensor] = {}
+    history: list[float] = []
+    with install(model, granularity, values, baselines) as bridge:
+        for step in tqdm(range(steps), disable=not progress, desc=f"mask ({method})"):
+            idx = torch.randperm(len(batch), generator=gen)[:batch_size]
+            sub = batch[idx].to(device)
+            samples = {k: algo.sample(v, step, steps, gen).to(dtype) for k, v in logits.items()}
+            task = _task_loss(bridge, granularity, samples, values, sub, objective, algo.n_samples)
+            density = sum(algo.penalty(v, step, steps) for v in logits.values()) / n_units
+            total = (1 - sparsity) * task + sparsity * density
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+            history.append(float(task.detach()))
+    final = {k: algo.final(v.detach()) for k, v in logits.items()}
+    meta = {
+        "method": method,
+        "granularity": granularity,
+        "sparsity": float(sparsity),
+        "steps": steps,
+        "seed": seed,
+        "ablation": ablation if granularity == "component" else "zero",
+        "lr": algo.lr,
+        "init": algo.init,
+        "batch_size": batch_size,
+        "task": batch.task,
+        "final_task_loss": history[-1],
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    layouts = weight_layouts(model) if granularity == "weight" else {}
+    mask = Mask(granularity, final, shape_of(model.spec), layouts, meta)
+    log.info("fitted %s mask: %d of %d units kept in %.1f s", granularity, mask.size, mask.n_units, meta["seconds"])
+    return mask
+
+
+def _unit_shapes(model: Model, granularity: str) -> dict[str, tuple[int, ...]]:
+    spec = model.spec
+    if granularity == "component":
+        return {"head": (spec.n_layers, spec.n_heads), "neuron": (spec.n_layers, spec.d_mlp)}
+    return weight_shapes(model)
+
+
+def _task_loss(
+    bridge: Any,
+    granularity: str,
+    samples: dict[str, Tensor],
+    values: dict[str, Tensor],
+    batch: Batch,
+    objective: Metric,
+    n_samples: int,
+) -> Tensor:
+    """The objective averaged over mask samples (stacked in one forward for component masks)."""
+    if granularity == "component":
+        values.update(samples)
+        stacked = Batch(batch.tokens.repeat(n_samples, 1), batch.answer_mask.repeat(n_samples, 1), batch.task)
+        return objective(bridge(stacked.tokens), stacked)
+    total = torch.zeros(())
+    for s in range(n_samples):
+        values.update({k: v[s] for k, v in samples.items()})
+        total = total + objective(bridge(batch.tokens), batch)
+    return total / n_samples
+
+
+@torch.no_grad()
+def _warn_if_at_chance(model: Model, batch: Batch) -> None:
+    """Warns when the unmasked model scores at chance: there is no computation to localize."""
+    acc = float(answer_accuracy(model.logits(batch.tokens), batch))
+    chance = chance_accuracy(batch)
+    margin = max(0.02, 3 * math.sqrt(chance * (1 - chance) / len(batch)))
+    if acc <= chance + margin:
+        warnings.warn(
+            f"the model scores at chance on {batch.task or 'this task'} (accuracy {acc:.3f}, chance {chance:.3g}): "
+            "there is nothing to localize, and a mask fitted here measures nothing",
+            UserWarning,
+            stacklevel=3,
+        )

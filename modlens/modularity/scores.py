@@ -1,0 +1,126 @@
+"""Specialization scores of a mask: Lepori's subnetwork and ablation scores, Csordás's inverse-mask drops,
+and faithfulness against a same-size random circuit."""
+
+from collections.abc import Mapping
+
+import pandas as pd
+import torch
+
+from modlens.masks.apply import Replacement, masked_logits
+from modlens.masks.chance import chance_accuracy
+from modlens.masks.mask import Mask
+from modlens.models.model import Model
+from modlens.tasks.batch import Batch
+from modlens.tasks.metrics import Metric, answer_accuracy, token_accuracy
+
+
+def chance_for(metric: Metric, batch: Batch) -> float:
+    """Chance level of an accuracy metric on a batch (per token for ``token_accuracy``, else whole answers)."""
+    return chance_accuracy(batch, whole_answer=metric is not token_accuracy)
+
+
+def lepori_score(target: float, other: float, *, chance_target: float, chance_other: float) -> float:
+    """``max(target, c_target) − max(other, c_other)``: accuracies floored at chance, then differenced."""
+    return max(target, chance_target) - max(other, chance_other)
+
+
+@torch.no_grad()
+def masked_accuracy(
+    model: Model,
+    mask: Mask,
+    batch: Batch,
+    *,
+    keep: str = "inside",
+    method: Replacement = "mean",
+    metric: Metric = answer_accuracy,
+) -> float:
+    """The metric of the model run with only the mask (``keep="inside"``) or without it (``"outside"``).
+
+    Removed units take their mean over ``batch`` itself (``method="mean"``) or zero.
+    """
+    return float(metric(masked_logits(model, mask, batch, keep=keep, method=method), batch))  # type: ignore[arg-type]
+
+
+def subnetwork_score(
+    model: Model,
+    mask: Mask,
+    target: Batch,
+    other: Batch,
+    *,
+    method: Replacement = "mean",
+    metric: Metric = answer_accuracy,
+) -> float:
+    """Lepori et al.'s subnetwork score: the subnetwork alone does its own subroutine and not the other.
+
+    ``max(acc_sub(target), c) − max(acc_sub(other), c)``; expected > 0 for a mask of the target subroutine.
+    """
+    acc_t = masked_accuracy(model, mask, target, keep="inside", method=method, metric=metric)
+    acc_o = masked_accuracy(model, mask, other, keep="inside", method=method, metric=metric)
+    return lepori_score(acc_t, acc_o, chance_target=chance_for(metric, target), chance_other=chance_for(metric, other))
+
+
+def ablation_score(
+    model: Model,
+    mask: Mask,
+    target: Batch,
+    other: Batch,
+    *,
+    method: Replacement = "mean",
+    metric: Metric = answer_accuracy,
+) -> float:
+    """Lepori et al.'s ablation score: removing the subnetwork breaks its subroutine and spares the other.
+
+    ``max(acc_abl(target), c) − max(acc_abl(other), c)``; expected < 0 for a modular model.
+    """
+    acc_t = masked_accuracy(model, mask, target, keep="outside", method=method, metric=metric)
+    acc_o = masked_accuracy(model, mask, other, keep="outside", method=method, metric=metric)
+    return lepori_score(acc_t, acc_o, chance_target=chance_for(metric, target), chance_other=chance_for(metric, other))
+
+
+@torch.no_grad()
+def inverse_mask_drops(
+    model: Model,
+    mask: Mask,
+    batches: Mapping[str, Batch],
+    *,
+    method: Replacement = "mean",
+    metric: Metric = answer_accuracy,
+) -> pd.DataFrame:
+    """Csordás et al.'s specialization test: accuracy drop on every subroutine when the mask is removed.
+
+    Returns:
+        One row per subroutine: ``evaluated_on, full, ablated, drop`` (``drop = full − ablated``).
+    """
+    rows = []
+    for name, batch in batches.items():
+        full = float(metric(model.logits(batch.tokens), batch))
+        ablated = masked_accuracy(model, mask, batch, keep="outside", method=method, metric=metric)
+        rows.append((name, full, ablated, full - ablated))
+    return pd.DataFrame(rows, columns=["evaluated_on", "full", "ablated", "drop"])
+
+
+@torch.no_grad()
+def faithfulness(
+    model: Model,
+    mask: Mask,
+    batch: Batch,
+    *,
+    n_random: int = 5,
+    seed: int = 0,
+    method: Replacement = "mean",
+    metric: Metric = answer_accuracy,
+) -> pd.DataFrame:
+    """Metric with everything outside the circuit removed, over the full model's (Prakash et al. 2024),
+    beside random circuits of the same size per layer group.
+
+    Returns:
+        Rows ``circuit`` (``"mask"`` or ``"random"``), ``draw``, ``score``, ``full``, ``faithfulness``
+        (``score / full``; NaN when the full model scores 0).
+    """
+    full = float(metric(model.logits(batch.tokens), batch))
+    circuits = [("mask", 0, mask)] + [("random", i, mask.random_like(seed + i)) for i in range(n_random)]
+    rows = []
+    for kind, draw, circuit in circuits:
+        score = masked_accuracy(model, circuit, batch, keep="inside", method=method, metric=metric)
+        rows.append((kind, draw, score, full, score / full if full else float("nan")))
+    return pd.DataFrame(rows, columns=["circuit", "draw", "score", "full", "faithfulness"])
