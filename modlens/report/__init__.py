@@ -1,5 +1,6 @@
 """Reports and figure export: the only place besides the store and the CLI that writes files."""
 
 from modlens.report.export import save_figure_html
+from modlens.report.static import find_chromium, save_figure
 
-__all__ = ["save_figure_html"]
+__all__ = ["find_chromium", "save_figure", "save_figure_html"]

@@ -1,0 +1,81 @@
+"""Static figure export (PNG, SVG, PDF) through kaleido and a locally installed Chrome or Chromium."""
+
+import os
+import shutil
+from pathlib import Path
+
+import plotly.graph_objects as go
+
+from modlens.errors import ModlensError
+from modlens.report.export import save_figure_html
+
+STATIC_FORMATS = ("png", "svg", "pdf")
+BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+BROWSER_ENV = "MODLENS_CHROMIUM"
+
+
+def find_chromium(path: "str | os.PathLike[str] | None" = None) -> Path | None:
+    """The Chrome/Chromium executable to render with: ``path`` if given, else ``$MODLENS_CHROMIUM``, else the
+    first of ``chromium``, ``chromium-browser``, ``google-chrome``, ... on ``PATH``; ``None`` if there is none.
+
+    Raises:
+        ModlensError: an explicitly given path (argument or environment) is not an executable file.
+    """
+    explicit = path if path is not None else os.environ.get(BROWSER_ENV)
+    if explicit:
+        candidate = Path(explicit).expanduser()
+        if not (candidate.is_file() and os.access(candidate, os.X_OK)):
+            raise ModlensError(f"Chromium path {str(candidate)!r} is not an executable file")
+        return candidate
+    for name in BROWSER_NAMES:
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+    return None
+
+
+def save_figure(
+    fig: go.Figure,
+    path: "str | os.PathLike[str]",
+    *,
+    chromium: "str | os.PathLike[str] | None" = None,
+    scale: float = 2.0,
+) -> Path:
+    """Writes a figure, choosing the format from the suffix: ``.html`` (interactive, self-contained), or
+    ``.png`` / ``.svg`` / ``.pdf`` for papers, rendered by kaleido in a local Chromium (no network needed).
+
+    Args:
+        fig: the figure.
+        path: target file; its suffix picks the format.
+        chromium: the browser executable for static formats (default: see ``find_chromium``).
+        scale: pixel density of PNG output.
+
+    Raises:
+        ModlensError: unknown suffix, kaleido missing, or no Chromium found (the message says how to fix it).
+    """
+    target = Path(path).expanduser()
+    suffix = target.suffix.lower().lstrip(".")
+    if suffix in ("html", "htm"):
+        return save_figure_html(fig, target)
+    if suffix not in STATIC_FORMATS:
+        raise ModlensError(f"cannot save a figure as {target.name!r}; use .html, .png, .svg or .pdf")
+    browser = find_chromium(chromium)
+    if browser is None:
+        raise ModlensError(
+            "static figure export needs Chrome or Chromium and none was found "
+            f"(looked for {', '.join(BROWSER_NAMES)} on PATH and ${BROWSER_ENV}); install one "
+            "(e.g. apt-get install chromium) or pass its path, or save as .html"
+        )
+    try:
+        import kaleido
+    except ImportError as err:
+        raise ModlensError("static figure export needs the kaleido package: pip install 'kaleido>=1'") from err
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # mathjax=False: kaleido would otherwise fetch MathJax from a CDN, which offline machines cannot reach.
+    kaleido.write_fig_sync(
+        fig,
+        path=str(target),
+        opts={"format": suffix, "scale": scale},
+        kopts={"path": str(browser), "mathjax": False},
+    )
+    return target

@@ -1,0 +1,43 @@
+"""Figure saving: HTML always; static formats through kaleido when a Chromium is installed."""
+
+import plotly.graph_objects as go
+import pytest
+
+from modlens.errors import ModlensError
+from modlens.report import find_chromium, save_figure
+
+
+@pytest.fixture(scope="module")
+def fig() -> go.Figure:
+    return go.Figure(go.Scatter(x=[0, 1, 2], y=[1, 3, 2]))
+
+
+def test_html(fig, tmp_path):
+    path = save_figure(fig, tmp_path / "sub" / "f.html")
+    text = path.read_text()
+    assert "<html" in text.lower() and "plotly" in text.lower()
+
+
+def test_unknown_suffix(fig, tmp_path):
+    with pytest.raises(ModlensError, match=r"\.png"):
+        save_figure(fig, tmp_path / "f.jpeg")
+
+
+def test_bad_explicit_chromium_path(fig, tmp_path):
+    with pytest.raises(ModlensError, match="not an executable"):
+        save_figure(fig, tmp_path / "f.png", chromium=tmp_path / "nope")
+
+
+def test_no_chromium_message(fig, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("MODLENS_CHROMIUM", raising=False)
+    with pytest.raises(ModlensError, match="apt-get install chromium"):
+        save_figure(fig, tmp_path / "f.png")
+
+
+def test_png_export(fig, tmp_path):
+    pytest.importorskip("kaleido", reason="static export needs kaleido")
+    if find_chromium() is None:
+        pytest.skip("no Chrome/Chromium on this machine (apt-get install chromium); static export untestable")
+    path = save_figure(fig, tmp_path / "f.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
