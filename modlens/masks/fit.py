@@ -14,7 +14,7 @@ from modlens.masks.apply import Replacement, install, mean_activations, weight_l
 from modlens.masks.chance import chance_accuracy
 from modlens.masks.continuous_sparsification import ContinuousSparsification
 from modlens.masks.hard_concrete import HardConcrete
-from modlens.masks.mask import GRANULARITIES, Granularity, Mask, MaskError, shape_of
+from modlens.masks.mask import GRANULARITIES, Mask, MaskError, shape_of
 from modlens.models.model import Model
 from modlens.tasks.batch import Batch
 from modlens.tasks.metrics import Metric, answer_accuracy, loss
@@ -35,8 +35,8 @@ def fit_mask(
     model: Model,
     batch: Batch,
     *,
-    granularity: Granularity = "component",
-    method: MethodName = "continuous_sparsification",
+    granularity: str = "component",
+    method: str = "continuous_sparsification",
     sparsity: float = 0.5,
     steps: int = 200,
     seed: int = 0,
@@ -44,6 +44,7 @@ def fit_mask(
     batch_size: int = 64,
     lr: float | None = None,
     init: float | None = None,
+    n_samples: int | None = None,
     objective: Metric = loss,
     progress: bool = False,
 ) -> Mask:
@@ -66,6 +67,8 @@ def fit_mask(
         batch_size: examples per step (the whole batch when smaller).
         lr: Adam learning rate of the logits (default: the method's).
         init: initial logit (default: the method's).
+        n_samples: mask samples per step for ``"hard_concrete"`` (default 4; continuous
+            sparsification is deterministic and always uses one).
         objective: the differentiable task loss (lower is better).
         progress: show a progress bar.
 
@@ -88,6 +91,10 @@ def fit_mask(
     if batch.n_pos > model.spec.n_ctx:
         raise MaskError(f"batch sequences have {batch.n_pos} tokens, more than the model's context {model.spec.n_ctx}")
     overrides: dict[str, Any] = {k: v for k, v in (("lr", lr), ("init", init)) if v is not None}
+    if n_samples is not None and method == "hard_concrete":
+        if n_samples < 1:
+            raise MaskError(f"n_samples must be positive, got {n_samples}")
+        overrides["n_samples"] = n_samples
     algo: MaskMethod = METHODS[method](**overrides)
     _warn_if_at_chance(model, batch)
 
@@ -99,7 +106,8 @@ def fit_mask(
     baselines = mean_activations(model, batch) if granularity == "component" and ablation == "mean" else None
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(list(logits.values()), lr=algo.lr)
-    values: dict[str, Tensor] = {}
+    # the installed masks read ``values`` at every forward; start from keep-everything so every key is known
+    values: dict[str, Tensor] = {k: torch.ones(s, device=device, dtype=dtype) for k, s in shapes.items()}
     history: list[float] = []
     with install(model, granularity, values, baselines) as bridge:
         for step in tqdm(range(steps), disable=not progress, desc=f"mask ({method})"):

@@ -34,9 +34,7 @@ def disk_tokenizer(d_vocab: int) -> PreTrainedTokenizerFast:
 
 def two_head_model(*, attn_gain: float = 2.0, copy_gain: float = 2.0) -> Model:
     """The hand-written model (1 layer, 4 heads of width 8, d_model 32, d_mlp 16)."""
-    model = tiny_model(
-        "gpt2", tokenizer=disk_tokenizer(D_VOCAB), n_layers=1, d_model=32, n_heads=4, d_mlp=16, n_ctx=8
-    )
+    model = tiny_model("gpt2", tokenizer=disk_tokenizer(D_VOCAB), n_layers=1, d_model=32, n_heads=4, d_mlp=16, n_ctx=8)
     hf = model.hf
     d_model, d_head = 32, 8
     with torch.no_grad():
@@ -44,6 +42,10 @@ def two_head_model(*, attn_gain: float = 2.0, copy_gain: float = 2.0) -> Model:
             p.zero_()
         for ln in (hf.transformer.h[0].ln_1, hf.transformer.h[0].ln_2, hf.transformer.ln_f):
             ln.weight.fill_(1.0)
+        # LayerNorm of a one-hot vector is alpha * e_t - beta; this bias cancels beta, so every head reads
+        # exactly the token it was written to read (no small cross-talk through the offset)
+        mean = 1.0 / d_model
+        hf.transformer.h[0].ln_1.bias.fill_(mean / (mean * (1 - mean) + hf.config.layer_norm_epsilon) ** 0.5)
         hf.transformer.wte.weight[:, :D_VOCAB] = torch.eye(D_VOCAB)  # one-hot embeddings; lm_head is tied
         qkv = torch.zeros(d_model, 3 * d_model)  # Conv1D: x @ W, columns [q | k | v], heads of d_head
         proj = torch.zeros(d_model, d_model)
