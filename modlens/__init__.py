@@ -4,7 +4,9 @@ Importing modlens changes nothing global: no plotting templates, no torch settin
 """
 
 from modlens.errors import ConfigError, ModelLoadError, ModlensError, PairMismatchError, TaskError
+from modlens.masks import Mask, MaskError, fit_mask, load_mask, masked, save_mask
 from modlens.models import Model, ModelSpec, check_pair, load_model, save_model, tiny_model
+from modlens.modularity import run_modularity
 from modlens.tasks import (
     Batch,
     SyntheticTask,
@@ -23,6 +25,8 @@ __all__ = [
     "Batch",
     "ConfigError",
     "FinetuneConfig",
+    "Mask",
+    "MaskError",
     "Model",
     "ModelLoadError",
     "ModelSpec",
@@ -36,11 +40,16 @@ __all__ = [
     "answer_accuracy",
     "check_pair",
     "finetune",
+    "fit_mask",
+    "load_mask",
     "load_model",
     "load_prompt_batch",
     "logit_diff",
     "loss",
+    "masked",
     "pretrain",
+    "run_modularity",
+    "save_mask",
     "save_model",
     "tiny_model",
     "token_accuracy",

@@ -11,9 +11,9 @@ from modlens.errors import ModlensError
 
 def _commands() -> dict[str, ModuleType]:
     """Subcommand modules by name; each has ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``."""
-    from modlens.cli import ablate, drift, study, zoo
+    from modlens.cli import ablate, drift, mask, study, zoo
 
-    return {"study": study, "zoo": zoo, "ablate": ablate, "drift": drift}
+    return {"study": study, "zoo": zoo, "ablate": ablate, "drift": drift, "mask": mask}
 
 
 def build_parser() -> argparse.ArgumentParser:

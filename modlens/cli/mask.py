@@ -1,0 +1,87 @@
+"""``modlens mask``: learn the subnetwork of a model for one task; write the mask, a summary and a figure."""
+
+import argparse
+
+import pandas as pd
+
+from modlens.cli.common import add_model_arguments, add_task_arguments, layout_of, load_cli_model, task_batch
+from modlens.masks import GRANULARITIES, METHODS, REPLACEMENTS, Replacement, fit_mask, save_mask
+from modlens.modularity import masked_accuracy
+from modlens.outputs import check_out_dir, write_outputs
+from modlens.plots.masks import plot_mask_density
+from modlens.report import save_figure_html
+from modlens.tasks import SyntheticTask, answer_accuracy
+
+HELP = "learn the sparse subnetwork (mask) a model uses for a task; write the mask, a summary and a density figure"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser)
+    add_task_arguments(parser)
+    parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    parser.add_argument("--granularity", choices=GRANULARITIES, default="component", help="heads+neurons or weights")
+    parser.add_argument("--method", choices=list(METHODS), default="continuous_sparsification", help="mask method")
+    parser.add_argument("--sparsity", type=float, default=0.5, help="weight of the size penalty, in (0, 1)")
+    parser.add_argument("--steps", type=int, default=200, help="optimiser steps")
+    parser.add_argument("--mask-seed", type=int, default=0, help="seed of the mask fit")
+    parser.add_argument(
+        "--ablation", choices=REPLACEMENTS, default="mean", help="what removed heads/neurons become (weights: zero)"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
+
+
+def run(args: argparse.Namespace) -> int:
+    out = check_out_dir(args.out, overwrite=args.overwrite)
+    model = load_cli_model(args.model, args)
+    evaluation = task_batch(model, args)
+    if args.prompts:
+        fit_batch = evaluation
+    else:  # fit on the train split, report on the held-out test split
+        fit_batch = SyntheticTask.from_name(args.task, layout_of(model)).sample(
+            args.n_examples, split="train", seed=args.seed
+        )
+    mask = fit_mask(
+        model,
+        fit_batch,
+        granularity=args.granularity,
+        method=args.method,
+        sparsity=args.sparsity,
+        steps=args.steps,
+        seed=args.mask_seed,
+        ablation=args.ablation,
+    )
+    method: Replacement = args.ablation if args.granularity == "component" else "zero"
+    full = float(answer_accuracy(model.logits(evaluation.tokens), evaluation))
+    inside = masked_accuracy(model, mask, evaluation, keep="inside", method=method)
+    outside = masked_accuracy(model, mask, evaluation, keep="outside", method=method)
+    summary = pd.DataFrame(
+        [
+            {
+                "task": evaluation.task,
+                "size": mask.size,
+                "n_units": mask.n_units,
+                "density": mask.density,
+                "accuracy_full": full,
+                "accuracy_inside": inside,
+                "accuracy_outside": outside,
+                "fit_seconds": mask.meta["seconds"],
+            }
+        ]
+    )
+    mask_file = "mask.json" if mask.granularity == "component" else "mask.safetensors"
+    figure = plot_mask_density(mask.density_by_layer(), title=f"Mask for {evaluation.task}: kept fraction per layer")
+    config = {k: v for k, v in vars(args).items() if k not in ("func",)}
+    write_outputs(
+        out,
+        config=config,
+        tables={"summary": summary, "density": mask.density_by_layer()},
+        writers={mask_file: lambda path: save_mask(mask, path), "density.html": lambda p: save_figure_html(figure, p)},
+        overwrite=args.overwrite,
+        seed=args.mask_seed,
+    )
+    print(
+        f"kept {mask.size} of {mask.n_units} units ({mask.density:.1%}); accuracy on held-out {evaluation.task}: "
+        f"full {full:.3f}, mask alone {inside:.3f}, mask removed {outside:.3f}"
+    )
+    print(f"wrote {out}")
+    return 0
