@@ -1,5 +1,6 @@
 """Loading models from a local directory, a hub id (with revision), or an object already in memory."""
 
+import copy
 import logging
 import os
 from pathlib import Path
@@ -39,14 +40,13 @@ def load_model(
         ModelLoadError: the source does not exist, holds no model, or cannot be reached.
     """
     device = torch.device(device or "cpu")
+    # Objects handed in are copied, never converted in place: the caller's module stays as it was.
     if isinstance(source, Model):
-        return (
-            source
-            if (source.device, source.dtype) == (device, dtype)
-            else _from_hf(source.hf, source.tokenizer, source.source, source.revision, device, dtype)
-        )
+        if (source.device, source.dtype) == (device, dtype):
+            return source
+        return _from_hf(copy.deepcopy(source.hf), source.tokenizer, source.source, source.revision, device, dtype)
     if isinstance(source, PreTrainedModel):
-        return _from_hf(source, None, "<in-memory>", None, device, dtype)
+        return _from_hf(copy.deepcopy(source), None, "<in-memory>", None, device, dtype)
     if _is_bridge(source):
         return _from_bridge(source, device, dtype)
     if not isinstance(source, str | os.PathLike):

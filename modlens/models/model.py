@@ -107,7 +107,8 @@ def _id_tokenizer(spec: ModelSpec) -> PreTrainedTokenizerBase:
 
 def _disk_backed(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
     """The bridge reloads a tokenizer from ``name_or_path``; give it one that exists on disk."""
-    if Path(str(tokenizer.name_or_path)).is_dir():
+    # A tokenizer never saved has name_or_path "" (which Path reads as the current directory).
+    if tokenizer.name_or_path and Path(str(tokenizer.name_or_path)).is_dir():
         return tokenizer
     directory = tempfile.mkdtemp(prefix="modlens-tok-")
     tokenizer.save_pretrained(directory)

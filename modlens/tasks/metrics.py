@@ -17,8 +17,8 @@ def _answer_logits(logits: Tensor, batch: Batch) -> tuple[Tensor, Tensor, Tensor
     return logits[:, :-1], batch.tokens[:, 1:].to(logits.device), batch.answer_mask[:, 1:].to(logits.device)
 
 
-def token_losses(logits: Float[Tensor, "batch pos d_vocab"], batch: Batch) -> Float[Tensor, "batch pos"]:
-    """Cross-entropy of every next-token prediction, zero where the target is not an answer token."""
+def token_losses(logits: Float[Tensor, "batch pos d_vocab"], batch: Batch) -> Float[Tensor, "batch pos-1"]:
+    """Cross-entropy of every next-token prediction (position p predicts token p+1), zero off the answers."""
     pred, target, mask = _answer_logits(logits, batch)
     ce = F.cross_entropy(pred.flatten(0, 1).float(), target.flatten(), reduction="none").view(target.shape)
     return ce * mask
@@ -30,7 +30,7 @@ def loss(logits: Float[Tensor, "batch pos d_vocab"], batch: Batch) -> Float[Tens
     return token_losses(logits, batch).sum() / mask.sum().clamp_min(1)
 
 
-def token_correct(logits: Float[Tensor, "batch pos d_vocab"], batch: Batch) -> Bool[Tensor, "batch pos"]:
+def token_correct(logits: Float[Tensor, "batch pos d_vocab"], batch: Batch) -> Bool[Tensor, "batch pos-1"]:
     """Where the argmax prediction equals the answer token (False off the answer positions)."""
     pred, target, mask = _answer_logits(logits, batch)
     return (pred.argmax(-1) == target) & mask

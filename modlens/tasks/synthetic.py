@@ -108,12 +108,14 @@ class SyntheticTask:
         if not 0.0 <= label_noise <= 1.0:
             raise TaskError(f"label_noise must be in [0, 1], got {label_noise}")
         lay = self.layout
-        rng = np.random.default_rng([seed, zlib.crc32(self.name.encode()), SPLITS.index(split)])
-        digits = _draw_inputs(rng, n, lay, split)
+        # Independent streams: the same seed gives the same inputs and slots at any noise rate.
+        seq = np.random.SeedSequence([seed, zlib.crc32(self.name.encode()), SPLITS.index(split)])
+        inputs_rng, slots_rng, noise_rng = (np.random.default_rng(s) for s in seq.spawn(3))
+        digits = _draw_inputs(inputs_rng, n, lay, split)
         answers = apply_ops(self.ops, digits, lay.base)
-        noisy = rng.random(n) < label_noise
-        answers[noisy] = rng.integers(0, lay.base, size=(int(noisy.sum()), lay.n_digits))
-        slots = _slot_ops(rng, n, self.ops, lay.n_slots)
+        noisy = noise_rng.random(n) < label_noise
+        answers[noisy] = noise_rng.integers(0, lay.base, size=(int(noisy.sum()), lay.n_digits))
+        slots = _slot_ops(slots_rng, n, self.ops, lay.n_slots)
         return _encode(slots, digits, answers, lay, self.name)
 
 

@@ -1,0 +1,47 @@
+import pytest
+import torch
+
+from modlens.errors import ConfigError
+from modlens.tasks import SyntheticTask
+from modlens.training import FinetuneConfig, finetune
+
+
+def test_finetune_stops_at_target_and_records_steps(small_trajectory, layout, primitive_tasks) -> None:
+    base = small_trajectory.checkpoints[900]
+    task = SyntheticTask.from_name("increment∘reverse", layout)
+    config = FinetuneConfig(max_steps=400, target_accuracy=0.5, eval_every=20, batch_size=32, lr=3e-3, n_val=128)
+    result = finetune(base, task, config, replay=primitive_tasks[:2], progress=False)
+    assert result.reached_target
+    assert result.steps == int(result.history["step"].iloc[-1]) and result.steps < 400
+    assert result.history["val_accuracy"].iloc[-1] >= 0.5
+    assert (result.history["val_accuracy"].iloc[:-1] < 0.5).all()
+    tokens = task.sample(8, split="test").tokens
+    assert not torch.equal(result.model.logits(tokens), base.logits(tokens))
+    assert result.model.tokenizer is base.tokenizer
+
+
+def test_unreached_target_is_reported_not_dropped(small_trajectory, layout) -> None:
+    base = small_trajectory.checkpoints[0]
+    task = SyntheticTask.from_name("sort∘swap", layout)
+    config = FinetuneConfig(max_steps=10, target_accuracy=1.0, eval_every=5, batch_size=8, n_val=64)
+    result = finetune(base, task, config, progress=False)
+    assert not result.reached_target and result.steps == 10
+    assert list(result.history["step"]) == [0, 5, 10]
+
+
+def test_finetune_on_a_fixed_batch(small_trajectory, layout) -> None:
+    batch = SyntheticTask.from_name("reverse", layout).sample(64, split="train", seed=1)
+    result = finetune(
+        small_trajectory.checkpoints[300],
+        batch,
+        FinetuneConfig(max_steps=5, eval_every=5, batch_size=8),
+        progress=False,
+    )
+    assert result.steps <= 5 and len(result.history) >= 1
+
+
+def test_bad_finetune_configs() -> None:
+    with pytest.raises(ConfigError, match="max_steps"):
+        FinetuneConfig(max_steps=0)
+    with pytest.raises(ConfigError, match="target_accuracy"):
+        FinetuneConfig(target_accuracy=1.5)
