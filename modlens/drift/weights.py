@@ -92,25 +92,35 @@ def _rows(matrix: str, a: Tensor, b: Tensor, top_k: int) -> list[dict[str, objec
         whole_a, whole_b = a.permute(0, 2, 1, 3).flatten(2, 3), b.permute(0, 2, 1, 3).flatten(2, 3)
     rows = _stack_rows(layers, None, matrix, whole_a, whole_b, top_k)
     n_heads = a.shape[1]  # n_kv_heads for W_K / W_V under grouped-query attention
-    for head in range(n_heads):
-        rows.extend(_stack_rows(layers, head, matrix, a[:, head], b[:, head], top_k))
-    return rows
+    per_head = _stack_rows(layers, None, matrix, a.flatten(0, 1), b.flatten(0, 1), top_k, heads=n_heads)
+    return rows + per_head
 
 
 def _stack_rows(
-    layers: list[int] | list[None], head: int | None, matrix: str, a: Tensor, b: Tensor, top_k: int
+    layers: list[int] | list[None],
+    head: int | None,
+    matrix: str,
+    a: Tensor,
+    b: Tensor,
+    top_k: int,
+    *,
+    heads: int | None = None,
 ) -> list[dict[str, object]]:
-    """One row per matrix of a ``[layer, d_in, d_out]`` stack."""
-    stats = _stats(a, b, top_k)
+    """One row per matrix of a ``[layer, d_in, d_out]`` stack, or of a ``[(layer head), d_in, d_out]`` stack
+    when ``heads`` is given (all heads in one batched call: far fewer small ops)."""
+    stats = {k: v.tolist() for k, v in _stats(a, b, top_k).items()}
     size = a.shape[-2] * a.shape[-1]
+    index = [(layer, h) for layer in layers for h in range(heads)] if heads else [(layer, head) for layer in layers]
     return [
-        {"layer": layer, "matrix": matrix, "head": head, "n_params": size} | {k: float(v[i]) for k, v in stats.items()}
-        for i, layer in enumerate(layers)
+        {"layer": layer, "matrix": matrix, "head": h, "n_params": size} | {k: v[i] for k, v in stats.items()}
+        for i, (layer, h) in enumerate(index)
     ]
 
 
 def _stats(a: Tensor, b: Tensor, top_k: int) -> dict[str, Tensor]:
     """Frobenius and spectral statistics of each matrix in a stack, in float64."""
+    if a.numel() <= 2**25:  # convert once; only embedding-sized matrices stay chunked (see ``_chunked``)
+        a, b = a.to(torch.float64), b.to(torch.float64)
     sums = _chunked(
         lambda x, y: torch.stack(
             [(x * x).sum((-2, -1)), (y * y).sum((-2, -1)), (x * y).sum((-2, -1)), ((y - x) ** 2).sum((-2, -1))], -1

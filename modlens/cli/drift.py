@@ -1,0 +1,125 @@
+"""``modlens drift``: where fine-tuning changed a model: weight, spectral and activation drift, as CSV + HTML."""
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from modlens.cli.common import add_model_arguments, add_task_arguments, task_batch
+from modlens.drift import (
+    MEASURES,
+    check_tokenizers,
+    run_activation_drift,
+    run_weight_drift,
+    summarize_activation_drift,
+    summarize_weight_drift,
+)
+from modlens.errors import ConfigError
+from modlens.models import check_pair, load_model
+from modlens.outputs import check_out_dir, write_outputs
+from modlens.plots.drift import plot_cka_by_layer, plot_drift_by_depth, plot_spectral_split, plot_weight_drift_heatmap
+from modlens.report import save_figures_page
+
+HELP = "compare a base and a fine-tuned model: weight, spectral and activation (CKA) drift per layer"
+PAGE = "drift.html"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser, "base", "tuned")
+    parser.add_argument("--tuned-revision", default=None, help="hub revision of TUNED (--revision applies to BASE)")
+    add_task_arguments(parser)
+    parser.add_argument(
+        "--measures",
+        default="linear_cka,debiased_cka,cosine",
+        help=f"comma-separated activation measures, from {', '.join(MEASURES)}",
+    )
+    parser.add_argument("--batch-size", type=int, default=8, help="sequences per minibatch (streamed CKA)")
+    parser.add_argument("--top-k", type=int, default=8, help="singular subspace size for principal angles")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output directory (must be new or empty)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
+
+
+def run(args: argparse.Namespace) -> int:
+    out = check_out_dir(args.out, overwrite=args.overwrite)
+    measures = tuple(m.strip() for m in args.measures.split(",") if m.strip())
+    unknown = [m for m in measures if m not in MEASURES]
+    if unknown or not measures:
+        raise ConfigError(f"unknown --measures {', '.join(unknown) or '(none)'}; choose from {', '.join(MEASURES)}")
+    if args.batch_size <= 0 or args.top_k <= 0:
+        raise ConfigError("--batch-size and --top-k must be positive")
+    base = load_model(args.base, revision=args.revision, device=args.device)
+    tuned = load_model(args.tuned, revision=args.tuned_revision, device=args.device)
+    check_pair(base, tuned)
+    check_tokenizers(base, tuned)
+    batch = task_batch(base, args)
+
+    weights = run_weight_drift(base, tuned, top_k=args.top_k)
+    activations = run_activation_drift(base, tuned, batch, measures=measures, batch_size=args.batch_size)
+    summary = pd.concat(
+        [
+            summarize_weight_drift(weights, n_layers=base.spec.n_layers).assign(source="weights", hook=None),
+            summarize_activation_drift(activations, n_layers=base.spec.n_layers).assign(source="activations"),
+        ],
+        ignore_index=True,
+    )[["source", "hook", "measure", "lower_share", "upper_share", "mean_depth", "total"]]
+
+    figures = _figures(weights, activations, measures)
+    config = {
+        "command": "drift",
+        "base": args.base,
+        "tuned": args.tuned,
+        "revision": args.revision,
+        "tuned_revision": args.tuned_revision,
+        "task": args.task,
+        "prompts": str(Path(args.prompts).resolve()) if args.prompts else None,
+        "n_examples": len(batch),
+        "n_pos": batch.n_pos,
+        "sample_seed": args.seed,
+        "measures": list(measures),
+        "batch_size": args.batch_size,
+        "top_k": args.top_k,
+        "weights": "raw (no LayerNorm folding or centring), TransformerLens layout",
+        "model_spec": base.spec.as_dict(),
+    }
+    write_outputs(
+        out,
+        config=config,
+        tables={"weights": weights, "activations": activations, "summary": summary},
+        writers={PAGE: lambda path: save_figures_page(figures, path, title=f"Drift: {args.base} → {args.tuned}")},
+        overwrite=args.overwrite,
+        seed=args.seed,
+        device=str(base.device),
+        dtype=str(base.dtype),
+    )
+    rel = summary[(summary["source"] == "weights") & (summary["measure"] == "rel_change")].iloc[0]
+    print(
+        f"weight drift: {rel['upper_share']:.0%} in the upper half of the layers, "
+        f"mean depth {rel['mean_depth']:.2f} (0 = first layer, 1 = last)"
+    )
+    print(f"wrote {out}")
+    return 0
+
+
+def _figures(weights: pd.DataFrame, activations: pd.DataFrame, measures: tuple[str, ...]) -> dict:
+    layered = weights[weights["layer"].notna() & weights["head"].isna()]
+    depth = pd.concat(
+        [
+            layered.groupby("layer", as_index=False)["rel_change"].mean().assign(model="weights: rel_change"),
+            *(
+                activations[activations["hook"] == "resid_post"].assign(
+                    rel_change=1 - activations[measure], model=f"resid_post: 1 − {measure}"
+                )[["layer", "rel_change", "model"]]
+                for measure in measures
+                if measure in ("linear_cka", "debiased_cka", "cosine")
+            ),
+        ]
+    )
+    figures = {
+        "Weight drift per layer and matrix": plot_weight_drift_heatmap(weights),
+        "Drift by depth": plot_drift_by_depth(depth, value="rel_change", title="Drift by depth"),
+        "Spectral split": plot_spectral_split(weights),
+    }
+    similarity = tuple(m for m in measures if m in ("linear_cka", "debiased_cka", "cosine"))
+    if similarity:
+        figures["Activation similarity by layer"] = plot_cka_by_layer(activations, measures=similarity)
+    return figures
