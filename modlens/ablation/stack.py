@@ -21,6 +21,7 @@ _PATHS: dict[str, dict[str, str]] = {
     "GPTNeoXForCausalLM": {
         "layers": "gpt_neox.layers",
         "final_norm": "gpt_neox.final_layer_norm",
+        "ln1": "input_layernorm",
         "attn": "attention",
         "o_proj": "attention.dense",
         "ln2": "post_attention_layernorm",
@@ -30,6 +31,7 @@ _PATHS: dict[str, dict[str, str]] = {
     "GPT2LMHeadModel": {
         "layers": "transformer.h",
         "final_norm": "transformer.ln_f",
+        "ln1": "ln_1",
         "attn": "attn",
         "o_proj": "attn.c_proj",
         "ln2": "ln_2",
@@ -39,6 +41,7 @@ _PATHS: dict[str, dict[str, str]] = {
     "LlamaForCausalLM": {
         "layers": "model.layers",
         "final_norm": "model.norm",
+        "ln1": "input_layernorm",
         "attn": "self_attn",
         "o_proj": "self_attn.o_proj",
         "ln2": "post_attention_layernorm",
@@ -67,6 +70,8 @@ class LayerRecord:
     resid_post: Tensor
     call_args: tuple[Any, ...] = ()
     call_kwargs: dict[str, Any] = field(default_factory=dict)
+    attn_args: tuple[Any, ...] = ()
+    attn_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 class DecoderStack:
@@ -114,22 +119,25 @@ class DecoderStack:
 
             return hook
 
-        def keep_call(store: dict[str, Any]) -> Any:
+        def keep_call(store: dict[str, Any], prefix: str) -> Any:
             def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-                store["call_args"], store["call_kwargs"] = args, kwargs
+                store[f"{prefix}_args"], store[f"{prefix}_kwargs"] = args, kwargs
 
             return hook
 
         try:
             for i, layer in enumerate(self.layers):
                 store = found[i]
-                handles.append(layer.register_forward_pre_hook(keep_call(store), with_kwargs=True))
+                handles.append(layer.register_forward_pre_hook(keep_call(store, "call"), with_kwargs=True))
+                attn = self.part(i, "attn")
+                handles.append(attn.register_forward_pre_hook(keep_call(store, "attn"), with_kwargs=True))
                 handles.append(layer.register_forward_hook(keep(store, "resid_post", from_input=False)))
                 handles.append(self.part(i, "o_proj").register_forward_hook(keep(store, "z", from_input=True)))
                 handles.append(self.part(i, "attn").register_forward_hook(keep(store, "attn_out", from_input=False)))
                 handles.append(self.part(i, "down").register_forward_hook(keep(store, "post", from_input=True)))
                 handles.append(self.part(i, "mlp").register_forward_hook(keep(store, "mlp_out", from_input=False)))
-            self.hf(tokens.to(self.model.device), use_cache=False)
+            # the base model stops before the unembedding, which the caller applies where it needs logits
+            self.hf.base_model(tokens.to(self.model.device), use_cache=False)
         finally:
             for h in handles:
                 h.remove()
@@ -137,6 +145,12 @@ class DecoderStack:
         for store in found:
             args = store["call_args"]
             batch, pos = tokens.shape
+            # the hidden states are the first argument, or (Llama) the keyword ``hidden_states``
+            attn_args, attn_kwargs = store["attn_args"], dict(store["attn_kwargs"])
+            if attn_args:
+                attn_args = attn_args[1:]
+            else:
+                attn_kwargs.pop("hidden_states")
             records.append(
                 LayerRecord(
                     resid_pre=args[0],
@@ -147,6 +161,8 @@ class DecoderStack:
                     resid_post=store["resid_post"],
                     call_args=tuple(_shared(a, batch) for a in args[1:]),
                     call_kwargs={k: _shared(v, batch) for k, v in store["call_kwargs"].items()},
+                    attn_args=tuple(_shared(a, batch) for a in attn_args),
+                    attn_kwargs={k: _shared(v, batch) for k, v in attn_kwargs.items()},
                 )
             )
         return records
@@ -176,13 +192,30 @@ class DecoderStack:
                 mlp_out = mlp_out[0]
         return mid + mlp_out
 
-    def resume(self, start: int, hidden: Tensor, records: list[LayerRecord]) -> Tensor:
-        """Runs layers ``start..`` on a (stacked) residual entering layer ``start``; returns the final residual."""
-        for i in range(start, len(self.layers)):
+    def resume(self, start: int, hidden: Tensor, records: list[LayerRecord], *, stop: int | None = None) -> Tensor:
+        """Runs layers ``start..stop-1`` (default: to the end) on a (stacked) residual entering layer ``start``."""
+        for i in range(start, len(self.layers) if stop is None else stop):
             rec = records[i]
             out = self.layers[i](hidden, *rec.call_args, **rec.call_kwargs)
             hidden = out[0] if isinstance(out, tuple) else out
         return hidden
+
+    def last_layer_at(self, hidden: Tensor, positions: Tensor, records: list[LayerRecord]) -> Tensor:
+        """The last layer's output at ``positions`` only: attention reads every position, the MLP only these.
+
+        Equals ``resume(last, hidden, records)[:, positions]``; the MLP, most of a layer's work, runs on
+        the selected positions alone.
+        """
+        layer = len(self.layers) - 1
+        rec = records[layer]
+        attn = self.part(layer, "attn")(self.part(layer, "ln1")(hidden), *rec.attn_args, **rec.attn_kwargs)
+        attn = (attn[0] if isinstance(attn, tuple) else attn)[:, positions]
+        x = hidden[:, positions]
+        mlp, ln2 = self.part(layer, "mlp"), self.part(layer, "ln2")
+        if self.parallel:
+            return mlp(ln2(x)) + attn + x
+        mid = x + attn
+        return mid + mlp(ln2(mid))
 
     def logits(self, hidden: Tensor) -> Tensor:
         """Final norm and unembedding of a residual (any leading shape)."""

@@ -126,6 +126,7 @@ def run_ablation_sweep(
         ref_records = stack.record(reference.tokens[:, :length].to(model.device))
 
     n_rows = len(batch)
+    last = model.spec.n_layers - 1
     chunk = max(1, memory_budget // bytes_per_ablation(model, n_rows, length, len(positions)))
     results: dict[Component, float] = {}
     by_layer: dict[int, list[Component]] = {}
@@ -146,8 +147,11 @@ def run_ablation_sweep(
                 mlp = torch.stack([_edited(c, rec, ref, method, seed, w_o, w_out) for c in mlp_parts])
                 outs.append(stack.finish_layer(layer, rec.resid_pre, None, mlp, rec))
             hidden = torch.cat(outs).flatten(0, 1)
-            final = stack.resume(layer + 1, hidden, records)
-            logits = stack.logits(final[:, positions]).unflatten(0, (len(part), n_rows))
+            if layer < last and local:
+                final = stack.last_layer_at(stack.resume(layer + 1, hidden, records, stop=last), positions, records)
+            else:
+                final = stack.resume(layer + 1, hidden, records)[:, positions]
+            logits = stack.logits(final).unflatten(0, (len(part), n_rows))
             for c, row in zip(attn_parts + mlp_parts, logits, strict=True):
                 results[c] = score(row)
     return sweep_frame(components, clean, [results[c] for c in components], method=method, metric=metric_name(metric))

@@ -1,0 +1,169 @@
+"""Benchmark: modlens's exact ablation sweep against the plain loop (one ``bridge.run_with_hooks`` per component).
+
+Both run on the same model, batch and components, alternating, several repetitions; the script reports
+median times, the speedup, the largest absolute difference between the two result frames (from the
+same runs), and the peak memory each needs (measured in a fresh subprocess per method).
+
+Cases:
+  small  the embedded family's 3-layer GPT-NeoX (d_model 64, pretrained 300 steps on the primitives;
+         built once into the modlens cache), all heads + all MLP layers, a synthetic task batch.
+  gpt2   a randomly initialised GPT-2-small-shaped model (12 layers x 12 heads, d_model 768, d_vocab
+         50257) on 32 random prompts of 32 tokens, the answer being the last token; all heads by default.
+
+Usage:
+  python benchmarks/ablation_sweep.py [--case small|gpt2|all] [--repeats 3] [--json PATH]
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+import torch
+
+from modlens.ablation import run_ablation_loop, run_ablation_sweep
+from modlens.components import Component, enumerate_components
+from modlens.models import Model, tiny_model
+from modlens.tasks import Batch, SyntheticTask, loss
+
+
+def small_case(args: argparse.Namespace) -> tuple[Model, Batch, list[Component], dict[str, Any]]:
+    from modlens.zoo import FamilyConfig, build_family
+
+    config = FamilyConfig(depths=(3,), seeds=(0,), label_noise=(0.0,), steps=300, checkpoints=(300,))
+    family = build_family(config, progress=False)
+    model = family.load(family.members[0], 300)
+    batch = SyntheticTask.from_name("reverse", config.layout).sample(args.small_examples, split="test", seed=0)
+    comps = enumerate_components(model.spec, "head") + enumerate_components(model.spec, "mlp")
+    info = {"model": "zoo GPT-NeoX 3 layers, d_model 64, 4 heads, d_mlp 256, 300 pretraining steps",
+            "batch": f"{len(batch)} x {batch.n_pos} tokens (task 'reverse')"}  # fmt: skip
+    return model, batch, comps, info
+
+
+def gpt2_case(args: argparse.Namespace) -> tuple[Model, Batch, list[Component], dict[str, Any]]:
+    model = tiny_model("gpt2", d_vocab=50257, n_layers=12, d_model=768, n_heads=12, d_mlp=3072, n_ctx=1024, seed=0)
+    gen = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, 50257, (32, 32), generator=gen)
+    mask = torch.zeros_like(tokens, dtype=torch.bool)
+    mask[:, -1] = True
+    batch = Batch(tokens, mask, "random")
+    heads = [c for c in enumerate_components(model.spec, "head") if c.index < args.gpt2_heads_per_layer]
+    info = {"model": "random GPT-2-small shape: 12 layers x 12 heads, d_model 768, d_mlp 3072, d_vocab 50257",
+            "batch": "32 x 32 random tokens; answer = last token"}  # fmt: skip
+    return model, batch, heads, info
+
+
+CASES = {"small": small_case, "gpt2": gpt2_case}
+
+
+def run_method(name: str, model: Model, batch: Batch, comps: list[Component], method: str) -> Any:
+    fn = run_ablation_loop if name == "loop" else run_ablation_sweep
+    return fn(model, batch, comps, method=method, metric=loss)  # type: ignore[operator]
+
+
+def peak_memory_mb(case: str, name: str, args: argparse.Namespace) -> float:
+    """Peak resident memory a method adds, measured in a fresh process (so runs do not share a high-water mark)."""
+    cmd = [sys.executable, __file__, "--memory-child", case, name, "--method", args.method, "--threads",
+           str(args.threads), "--gpt2-heads-per-layer", str(args.gpt2_heads_per_layer),
+           "--small-examples", str(args.small_examples)]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def memory_child(case: str, name: str, args: argparse.Namespace) -> None:
+    model, batch, comps, _ = CASES[case](args)
+    model.bridge  # noqa: B018 - boot the bridge before the baseline, both methods pay for it equally
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    run_method(name, model, batch, comps, args.method)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print((after - before) / 1024)  # kB on Linux
+
+
+def bench_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
+    model, batch, comps, info = CASES[case](args)
+    # warm-up: boot the bridge, touch every code path once
+    run_method("loop", model, batch, comps[:1], args.method)
+    run_method("sweep", model, batch, comps[:1], args.method)
+    times: dict[str, list[float]] = {"loop": [], "sweep": []}
+    max_diff = 0.0
+    for rep in range(args.repeats):
+        frames = {}
+        for name in ("loop", "sweep") if rep % 2 == 0 else ("sweep", "loop"):
+            start = time.perf_counter()
+            frames[name] = run_method(name, model, batch, comps, args.method)
+            times[name].append(time.perf_counter() - start)
+            print(f"  {case} rep {rep}: {name} {times[name][-1]:.2f} s", file=sys.stderr, flush=True)
+        for col in ("clean", "ablated", "change"):
+            diff = (frames["loop"][col] - frames["sweep"][col]).abs().max()
+            max_diff = max(max_diff, float(diff))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    result = {
+        **info,
+        "components": f"{len(comps)} ({', '.join(sorted({c.kind for c in comps}))})",
+        "method": args.method,
+        "metric": "loss",
+        "repeats": args.repeats,
+        "loop_s": times["loop"],
+        "sweep_s": times["sweep"],
+        "loop_median_s": med["loop"],
+        "sweep_median_s": med["sweep"],
+        "speedup": med["loop"] / med["sweep"],
+        "max_abs_diff": max_diff,
+    }
+    if not args.no_memory:
+        result["loop_peak_mb"] = peak_memory_mb(case, "loop", args)
+        result["sweep_peak_mb"] = peak_memory_mb(case, "sweep", args)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--case", choices=[*CASES, "all"], default="all")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--method", default="mean", choices=["zero", "mean", "resample"])
+    parser.add_argument("--small-examples", type=int, default=128, help="examples in the small case's batch")
+    parser.add_argument("--gpt2-heads-per-layer", type=int, default=12, help="heads per layer in the gpt2 case")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    parser.add_argument("--json", metavar="PATH", help="write the figures as JSON")
+    parser.add_argument("--memory-child", nargs=2, metavar=("CASE", "METHOD"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.memory_child:
+        memory_child(*args.memory_child, args)
+        return
+    cases = list(CASES) if args.case == "all" else [args.case]
+    report = {
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "note": "shared machine: other engineers' jobs ran at the same time (see load averages)",
+            "load_average_at_start": os.getloadavg(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        },
+        "cases": {case: bench_case(case, args) for case in cases},
+    }
+    report["machine"]["load_average_at_end"] = os.getloadavg()
+    for case, r in report["cases"].items():
+        mem = (
+            f", peak memory loop {r['loop_peak_mb']:.0f} MB / sweep {r['sweep_peak_mb']:.0f} MB"
+            if "loop_peak_mb" in r
+            else ""
+        )
+        print(f"{case}: {r['components']} components, loop {r['loop_median_s']:.2f} s, "
+              f"sweep {r['sweep_median_s']:.2f} s, speedup {r['speedup']:.1f}x, "
+              f"max |diff| {r['max_abs_diff']:.2e}{mem}")  # fmt: skip
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
