@@ -3,6 +3,14 @@
 Importing modlens changes nothing global: no plotting templates, no torch settings, no output.
 """
 
+from modlens.drift import (
+    debiased_cka,
+    linear_cka,
+    minibatch_cka,
+    rbf_cka,
+    run_activation_drift,
+    run_weight_drift,
+)
 from modlens.errors import ConfigError, ModelLoadError, ModlensError, PairMismatchError, TaskError
 from modlens.masks import Mask, MaskError, fit_mask, load_mask, masked, save_mask
 from modlens.models import Model, ModelSpec, check_pair, load_model, save_model, tiny_model
@@ -39,16 +47,22 @@ __all__ = [
     "__version__",
     "answer_accuracy",
     "check_pair",
+    "debiased_cka",
     "finetune",
     "fit_mask",
+    "linear_cka",
     "load_mask",
     "load_model",
     "load_prompt_batch",
     "logit_diff",
     "loss",
     "masked",
+    "minibatch_cka",
     "pretrain",
+    "rbf_cka",
+    "run_activation_drift",
     "run_modularity",
+    "run_weight_drift",
     "save_mask",
     "save_model",
     "tiny_model",
