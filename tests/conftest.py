@@ -10,7 +10,8 @@ from modlens.models import FAMILIES, Model, tiny_model
 from modlens.tasks import PRIMITIVES, SyntheticTask, TaskLayout
 from modlens.training import PretrainConfig, Trajectory, pretrain
 
-torch.set_num_threads(2)
+# One thread: tiny models gain nothing from more, and oversubscribed cores make OpenMP threads spin.
+torch.set_num_threads(1)
 
 SMALL_LAYOUT = TaskLayout(n_digits=4)
 

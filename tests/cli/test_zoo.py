@@ -46,7 +46,8 @@ def test_bad_input_gives_one_line_and_nonzero_exit(args: list[str], message: str
 def test_config_file_is_read(tmp_path, capsys) -> None:
     cfg = tmp_path / "family.toml"
     cfg.write_text(
-        "depths = [1]\nd_model = 32\nd_mlp = 64\nseeds = [5]\nlabel_noise = [0.0]\nsteps = 4\ncheckpoints = [0, 4]\nbatch_size = 4\nn_digits = 4\nn_eval = 8\n"
+        "depths = [1]\nd_model = 32\nd_mlp = 64\nseeds = [5]\nlabel_noise = [0.0]\nsteps = 4\n"
+        "checkpoints = [0, 4]\nbatch_size = 4\nn_digits = 4\nn_eval = 8\n"
     )
     assert main(["zoo", "--cache-dir", str(tmp_path / "c"), "--no-progress", "--config", str(cfg)]) == 0
     assert list((tmp_path / "c").glob("family-*/L1-seed5-noise0.00/step000004"))

@@ -33,7 +33,7 @@ def test_pretraining_is_deterministic_and_leaves_the_input_untouched(tokenizer, 
     assert a.steps == [10, 20]
     for step in a.steps:
         for (name, x), y in zip(
-            a.checkpoints[step].hf.state_dict().items(), b.checkpoints[step].hf.state_dict().values()
+            a.checkpoints[step].hf.state_dict().items(), b.checkpoints[step].hf.state_dict().values(), strict=True
         ):
             torch.testing.assert_close(x, y, atol=0, rtol=0, msg=name)
     for name, value in init.hf.state_dict().items():
