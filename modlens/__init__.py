@@ -3,6 +3,8 @@
 Importing modlens changes nothing global: no plotting templates, no torch settings, no output.
 """
 
+from modlens.ablation import ablate, run_ablation_sweep, run_attribution_patching
+from modlens.components import Component, parse_component
 from modlens.drift import (
     debiased_cka,
     linear_cka,
@@ -31,6 +33,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Batch",
+    "Component",
     "ConfigError",
     "FinetuneConfig",
     "Mask",
@@ -45,6 +48,7 @@ __all__ = [
     "TaskError",
     "TaskLayout",
     "__version__",
+    "ablate",
     "answer_accuracy",
     "check_pair",
     "debiased_cka",
@@ -58,9 +62,12 @@ __all__ = [
     "loss",
     "masked",
     "minibatch_cka",
+    "parse_component",
     "pretrain",
     "rbf_cka",
+    "run_ablation_sweep",
     "run_activation_drift",
+    "run_attribution_patching",
     "run_modularity",
     "run_weight_drift",
     "save_mask",

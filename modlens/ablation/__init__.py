@@ -1,5 +1,11 @@
 """Ablation: component ablation methods, the ``ablate`` context manager, exact sweeps and attribution screens."""
 
+from modlens.ablation.attribution import (
+    AttributionCheck,
+    check_attribution,
+    compare_attribution,
+    run_attribution_patching,
+)
 from modlens.ablation.hooks import ablate, ablation_hooks
 from modlens.ablation.loop import run_ablation_loop
 from modlens.ablation.methods import ABLATIONS, AblationError, Method
@@ -9,9 +15,13 @@ __all__ = [
     "ABLATIONS",
     "DEFAULT_MEMORY_BUDGET",
     "AblationError",
+    "AttributionCheck",
     "Method",
     "ablate",
     "ablation_hooks",
+    "check_attribution",
+    "compare_attribution",
     "run_ablation_loop",
     "run_ablation_sweep",
+    "run_attribution_patching",
 ]
