@@ -135,3 +135,11 @@ def test_out_of_range_components_are_rejected(family_model: Model, batch: Batch)
         run_ablation_sweep(family_model, batch, [Component(2, "mlp")])
     with pytest.raises(ComponentError, match=r"neurons 0\.\.127"):
         run_ablation_sweep(family_model, batch, [Component(0, "neuron", 128)])
+
+
+def test_batch_without_answers_is_rejected(family_model: Model, batch: Batch) -> None:
+    from modlens.errors import TaskError
+
+    empty = Batch(batch.tokens, torch.zeros_like(batch.answer_mask))
+    with pytest.raises(TaskError, match="marks no answer tokens"):
+        run_ablation_sweep(family_model, empty, parse_components(["L0H0"]))

@@ -67,3 +67,18 @@ def test_empty_prompts_file(model_dir: Path, tmp_path: Path, capsys) -> None:
     assert main(["ablate", str(model_dir), "--prompts", str(prompts), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert "has no rows" in err and len(err.splitlines()) == 1
+
+
+def test_prompts_file(model_dir: Path, tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts.jsonl"
+    rows = [
+        {"prompt": "<bos> reverse id 1 2 3 4 =", "answer": "4 3 2 1"},
+        {"prompt": "<bos> sort id 3 1 =", "answer": "1 3"},
+    ]
+    prompts.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = tmp_path / "run"
+    args = ["ablate", str(model_dir), "--prompts", str(prompts), "--components", "mlp", "--out", str(out)]
+    assert main([*args, "--method", "resample"]) == 0
+    frame = pd.read_csv(out / "ablation.csv")
+    assert list(frame["component"]) == ["L0.mlp", "L1.mlp"] and (frame["method"] == "resample").all()
+    assert json.loads((out / "config.json").read_text())["config"]["prompts"].endswith("prompts.jsonl")
