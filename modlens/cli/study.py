@@ -1,22 +1,50 @@
-"""``modlens study``: the main job on the embedded default.
-
-The full study (fine-tuning every checkpoint and measuring modularity) is not built yet; until it is,
-this command builds the embedded family and prints its measured pretraining-quality table, the
-pretraining-quality axis the study will relate modularity to.
-"""
+"""``modlens study``: the main job. Does pretraining quality change the modularity of fine-tuned models?"""
 
 import argparse
+import time
+from pathlib import Path
 
-from modlens.cli import zoo
+from modlens.config import load_config
+from modlens.study import PRESETS, StudyConfig, run_study
 
-HELP = "the main job: currently builds the embedded family and prints its pretraining-quality table"
+HELP = "run the study: pretrain a family to graded quality, fine-tune every checkpoint, measure modularity"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    zoo.add_arguments(parser)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="quick", help="starting configuration")
+    parser.add_argument("--config", default=None, metavar="FILE.toml", help="study config file (over the preset)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
+    )
+    parser.add_argument("--out", default=None, help="results directory (default: results/<preset>)")
+    parser.add_argument(
+        "--executor", default="local", help="local (default), processes[:N], or dask://HOST:PORT (a Dask scheduler)"
+    )
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run of the same study")
+    parser.add_argument("--replace", action="store_true", help="discard a different study's store in --out")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
-    zoo.build_and_report(args)
-    print("note: fine-tuning and modularity measurement are not part of this command yet (see the README).")
+    config = load_config(StudyConfig, path=args.config, overrides=args.overrides, base=PRESETS[args.preset])
+    out = Path(args.out or f"results/{args.preset}")
+    started = time.perf_counter()
+    result = run_study(
+        config, out, executor=args.executor, resume=args.resume, replace=args.replace, progress=not args.no_progress
+    )
+    elapsed = time.perf_counter() - started
+    for name, table in (
+        ("metrics", result.metrics),
+        ("quality", result.quality),
+        ("drift_layers", result.drift_layers),
+    ):
+        table.to_csv(out / f"{name}.csv", index=False)
+    from modlens.analysis import answer
+
+    verdict = answer(result.metrics)
+    print(f"study {config.fingerprint()} in {out} ({elapsed:.0f} s this run)")
+    print(verdict.question)
+    for sentence in verdict.summary:
+        print(f"- {sentence}")
+    print(f"per-metric findings, figures and tables: {out / 'report.html'}; tables: {out}/*.csv")
     return 0

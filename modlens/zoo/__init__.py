@@ -1,6 +1,6 @@
 """The embedded default: a family of small GPT-NeoX models pretrained here to graded quality."""
 
-from modlens.zoo.build import Family, build_family, family_root, quality_table
+from modlens.zoo.build import Family, build_family, build_member, family_root, quality_table
 from modlens.zoo.cache import CACHE_ENV, cache_root
 from modlens.zoo.config import FamilyConfig, Member, members
 
@@ -10,6 +10,7 @@ __all__ = [
     "FamilyConfig",
     "Member",
     "build_family",
+    "build_member",
     "cache_root",
     "family_root",
     "members",

@@ -85,23 +85,28 @@ def build_family(
     config = config or FamilyConfig()
     root = family_root(config, cache_dir)
     root.mkdir(parents=True, exist_ok=True)
-    _remove_stale_staging(root)
+    remove_stale_staging(root)
     (root / FAMILY_FILE).write_text(json.dumps({"config": config.as_dict(), "key": config.key()}, indent=2))
     todo = [m for m in members(config) if not (root / m.name).is_dir()]
     if todo:
         log.info("building %d of %d family members in %s", len(todo), len(members(config)), root)
     for member in tqdm(todo, desc="family", disable=not progress):
-        _build_member(config, member, root, progress=progress)
+        build_member(config, member, root, progress=progress)
     return Family(config, root)
 
 
-def _remove_stale_staging(root: Path) -> None:
+def remove_stale_staging(root: Path) -> None:
     """Leftovers of an interrupted build (hidden staging directories) are discarded."""
     for stale in root.glob(".*.tmp*"):
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def _build_member(config: FamilyConfig, member: Member, root: Path, *, progress: bool) -> None:
+def build_member(config: FamilyConfig, member: Member, root: Path, *, progress: bool = True) -> Path:
+    """Pretrains one member into ``root/<member.name>`` (atomically) unless it is already there."""
+    final = root / member.name
+    if final.is_dir():
+        return final
+    root.mkdir(parents=True, exist_ok=True)
     layout = config.layout
     primitives = [SyntheticTask((p,), layout) for p in PRIMITIVES]
     held_out = {t.name: t.sample(config.n_eval, split="test", seed=10_000 + i) for i, t in enumerate(primitives)}
@@ -115,11 +120,13 @@ def _build_member(config: FamilyConfig, member: Member, root: Path, *, progress:
         n_ctx=max(32, layout.seq_len),
         seed=member.seed,
     )
+    composites = [SyntheticTask.from_name(name, layout) for name in config.pretrain_composites]
     pretrain_config = PretrainConfig(
         steps=config.steps,
         checkpoints=tuple(sorted(set(config.checkpoints))),
         batch_size=config.batch_size,
         label_noise=member.label_noise,
+        composite_fraction=member.composite_fraction,
         lr=config.lr,
         seed=member.seed,
     )
@@ -135,6 +142,7 @@ def _build_member(config: FamilyConfig, member: Member, root: Path, *, progress:
                         "depth": member.depth,
                         "seed": member.seed,
                         "label_noise": member.label_noise,
+                        "corpus": member.corpus,
                         "step": step,
                         "task": task,
                         **evaluate(model.logits(batch.tokens), batch),
@@ -149,28 +157,37 @@ def _build_member(config: FamilyConfig, member: Member, root: Path, *, progress:
             step=step,
             seed=member.seed,
             label_noise=member.label_noise,
+            corpus=member.corpus,
             pretrain=dataclasses.asdict(pretrain_config),
         )
 
     try:
-        pretrain(init, primitives, pretrain_config, on_checkpoint=save_checkpoint, progress=progress)
+        pretrain(
+            init,
+            primitives,
+            pretrain_config,
+            composites=composites if member.composite_fraction else (),
+            on_checkpoint=save_checkpoint,
+            progress=progress,
+        )
         pd.DataFrame(rows).to_csv(staging / QUALITY_FILE, index=False)
         meta = provenance(member=member.name, seconds=round(time.perf_counter() - started, 1))
         (staging / "provenance.json").write_text(json.dumps(meta, indent=2))
-        os.replace(staging, root / member.name)
+        os.replace(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    return final
 
 
 def quality_table(family: Family) -> pd.DataFrame:
     """Pretraining quality per checkpoint: held-out loss and accuracies averaged over primitives and seeds,
     with the spread over seeds."""
     q = family.quality()
-    per_run = q.groupby(["depth", "label_noise", "seed", "step"], as_index=False)[
+    per_run = q.groupby(["depth", "corpus", "label_noise", "seed", "step"], as_index=False)[
         ["loss", "token_accuracy", "answer_accuracy"]
     ].mean()
-    table = per_run.groupby(["depth", "label_noise", "step"]).agg(
+    table = per_run.groupby(["depth", "corpus", "label_noise", "step"]).agg(
         seeds=("seed", "nunique"),
         heldout_loss=("loss", "mean"),
         heldout_loss_sd=("loss", "std"),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from modlens.errors import ConfigError
+from modlens.tasks.operations import parse_task_name
 from modlens.tasks.synthetic import TaskLayout
 
 
@@ -25,6 +26,9 @@ class FamilyConfig:
         d_mlp: MLP width.
         seeds: pretraining seeds (initialisation and data).
         label_noise: corpus label-noise rates (corpus quality).
+        composite_fraction: corpus diversity: shares of each pretraining batch drawn from
+            ``pretrain_composites`` (0 = primitives only).
+        pretrain_composites: composite tasks mixed into the corpus when ``composite_fraction`` > 0.
         steps: pretraining steps.
         checkpoints: steps kept along the trajectory.
         batch_size: pretraining batch size.
@@ -42,6 +46,8 @@ class FamilyConfig:
     d_mlp: int = 256
     seeds: tuple[int, ...] = (0, 1, 2)
     label_noise: tuple[float, ...] = (0.0, 0.2)
+    composite_fraction: tuple[float, ...] = (0.0,)
+    pretrain_composites: tuple[str, ...] = ()
     steps: int = 3000
     checkpoints: tuple[int, ...] = (0, 100, 300, 1000, 3000)
     batch_size: int = 64
@@ -60,6 +66,12 @@ class FamilyConfig:
             raise ConfigError(f"checkpoints must lie in 0..steps ({self.steps}), got {self.checkpoints}")
         if any(not 0.0 <= p <= 1.0 for p in self.label_noise) or not self.label_noise:
             raise ConfigError(f"label_noise rates must lie in [0, 1], got {self.label_noise}")
+        if any(not 0.0 <= f < 1.0 for f in self.composite_fraction) or not self.composite_fraction:
+            raise ConfigError(f"composite_fraction values must lie in [0, 1), got {self.composite_fraction}")
+        if max(self.composite_fraction) > 0 and not self.pretrain_composites:
+            raise ConfigError("composite_fraction > 0 needs pretrain_composites (composite task names)")
+        for name in self.pretrain_composites:
+            parse_task_name(name)
         if self.d_model % self.n_heads:
             raise ConfigError(f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
 
@@ -78,16 +90,28 @@ class FamilyConfig:
 
 @dataclass(frozen=True, order=True)
 class Member:
-    """One pretraining run of the family: a depth, a seed and a corpus noise rate."""
+    """One pretraining run of the family: a depth, a seed, a corpus noise rate and a corpus composite share."""
 
     depth: int
     seed: int
     label_noise: float
+    composite_fraction: float = 0.0
 
     @property
     def name(self) -> str:
-        return f"L{self.depth}-seed{self.seed}-noise{self.label_noise:.2f}"
+        suffix = f"-comp{self.composite_fraction:.2f}" if self.composite_fraction else ""
+        return f"L{self.depth}-seed{self.seed}-noise{self.label_noise:.2f}{suffix}"
+
+    @property
+    def corpus(self) -> str:
+        return "primitives+composites" if self.composite_fraction else "primitives"
 
 
 def members(config: FamilyConfig) -> list[Member]:
-    return [Member(d, s, p) for d in config.depths for p in config.label_noise for s in config.seeds]
+    return [
+        Member(d, s, p, c)
+        for d in config.depths
+        for c in config.composite_fraction
+        for p in config.label_noise
+        for s in config.seeds
+    ]

@@ -1,0 +1,162 @@
+"""The study's configuration and its presets."""
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from modlens.errors import ConfigError
+from modlens.tasks.operations import PRIMITIVES, composites, parse_task_name
+from modlens.zoo.config import FamilyConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class StudyConfig:
+    """Everything one run of the study depends on. Seeds are arguments; nothing is hidden global state.
+
+    Pretraining (the family, see ``modlens.zoo.FamilyConfig``): architecture, depths, d_model, n_heads,
+    d_mlp, seeds, label_noise, composite_fraction, pretrain_steps, checkpoints, pretrain_batch_size,
+    pretrain_lr, n_digits.
+
+    Tasks: the ordered composites ``f∘g`` of distinct primitives are shuffled with ``task_seed``; the first
+    ``n_finetune_composites`` are the fine-tuning tasks (the first ``n_pretrain_composites`` of those also
+    enter the "primitives+composites" corpus), the rest are held out: never seen in fine-tuning, they
+    test systematic reuse of the parts.
+
+    Fine-tuning: each checkpoint is fine-tuned once per learning rate in ``lr_grid`` and the rate is
+    chosen on the validation split (reached target first, then fewer steps, then accuracy), so no
+    checkpoint is judged with a rate tuned for another.
+
+    Masks: ``subroutines`` (two primitives) get component masks on the tuned model and its base, for
+    each of ``mask_seeds``.
+
+    Attributes:
+        disentanglement: also fine-tune on each half of the fine-tuning tasks and measure the weight
+            disentanglement of the two task vectors (two extra fine-tunes per checkpoint).
+    """
+
+    architecture: Literal["gpt_neox", "llama"] = "gpt_neox"
+    depths: tuple[int, ...] = (3,)
+    d_model: int = 64
+    n_heads: int = 4
+    d_mlp: int = 256
+    seeds: tuple[int, ...] = (0, 1, 2)
+    label_noise: tuple[float, ...] = (0.0,)
+    composite_fraction: tuple[float, ...] = (0.0,)
+    pretrain_steps: int = 1000
+    checkpoints: tuple[int, ...] = (0, 300, 1000)
+    pretrain_batch_size: int = 64
+    pretrain_lr: float = 3e-3
+    n_digits: int = 6
+    task_seed: int = 0
+    n_finetune_composites: int = 15
+    n_pretrain_composites: int = 5
+    lr_grid: tuple[float, ...] = (1e-3, 3e-3)
+    finetune_max_steps: int = 400
+    finetune_batch_size: int = 64
+    target_accuracy: float = 0.8
+    eval_every: int = 50
+    replay_fraction: float = 0.3
+    subroutines: tuple[str, ...] = ("reverse", "increment")
+    mask_seeds: tuple[int, ...] = (0, 1)
+    mask_steps: int = 100
+    mask_sparsity: float = 0.5
+    n_mask_examples: int = 128
+    n_eval: int = 256
+    disentanglement: bool = False
+    disentanglement_alphas: tuple[float, ...] = (0.0, 0.5, 1.0)
+
+    def __post_init__(self) -> None:
+        n_pairs = len(PRIMITIVES) * (len(PRIMITIVES) - 1)
+        if not 1 <= self.n_finetune_composites < n_pairs:
+            raise ConfigError(f"n_finetune_composites must be in 1..{n_pairs - 1}, got {self.n_finetune_composites}")
+        if not 0 <= self.n_pretrain_composites <= self.n_finetune_composites:
+            raise ConfigError("n_pretrain_composites must be between 0 and n_finetune_composites")
+        if len(self.subroutines) != 2 or any(parse_task_name(s) != (s,) for s in self.subroutines):
+            raise ConfigError(f"subroutines must name two primitives, got {self.subroutines}")
+        if not self.lr_grid or min(self.lr_grid) <= 0:
+            raise ConfigError("lr_grid must list positive learning rates")
+        if not self.mask_seeds:
+            raise ConfigError("mask_seeds must list at least one seed")
+        if 0 not in self.checkpoints:
+            raise ConfigError("checkpoints must include step 0: the random-initialisation control")
+        self.family()  # validates the pretraining fields
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+    def task_split(self) -> tuple[list[str], list[str], list[str]]:
+        """``(finetune, heldout, pretrain_extra)`` composite task names, fixed by ``task_seed``."""
+        import numpy as np
+
+        pairs = composites()
+        order = np.random.default_rng(self.task_seed).permutation(len(pairs))
+        shuffled = [pairs[i] for i in order]
+        finetune = shuffled[: self.n_finetune_composites]
+        return finetune, shuffled[self.n_finetune_composites :], finetune[: self.n_pretrain_composites]
+
+    def family(self) -> FamilyConfig:
+        """The pretraining family this study fine-tunes."""
+        extra = self.task_split()[2] if max(self.composite_fraction) > 0 else ()
+        return FamilyConfig(
+            architecture=self.architecture,
+            depths=self.depths,
+            d_model=self.d_model,
+            n_heads=self.n_heads,
+            d_mlp=self.d_mlp,
+            seeds=self.seeds,
+            label_noise=self.label_noise,
+            composite_fraction=self.composite_fraction,
+            pretrain_composites=tuple(extra),
+            steps=self.pretrain_steps,
+            checkpoints=self.checkpoints,
+            batch_size=self.pretrain_batch_size,
+            lr=self.pretrain_lr,
+            n_digits=self.n_digits,
+            n_eval=self.n_eval,
+        )
+
+
+PRESETS: dict[str, StudyConfig] = {
+    # <= 10 minutes on 2 cores: the random-init control, 3 pretraining levels, 3 seeds, one depth.
+    "quick": StudyConfig(),
+    # Every factor: two depths, two corpus-noise levels, two corpus-diversity levels, five levels, 5 seeds.
+    "full": StudyConfig(
+        depths=(2, 4),
+        seeds=(0, 1, 2, 3, 4),
+        label_noise=(0.0, 0.2),
+        composite_fraction=(0.0, 0.2),
+        pretrain_steps=3000,
+        checkpoints=(0, 100, 300, 1000, 3000),
+        lr_grid=(3e-4, 1e-3, 3e-3),
+        finetune_max_steps=1500,
+        mask_seeds=(0, 1, 2),
+        mask_steps=200,
+        n_mask_examples=256,
+        disentanglement=True,
+        disentanglement_alphas=(0.0, 0.5, 1.0, 1.5),
+    ),
+    # Seconds: for tests of the pipeline, not for conclusions.
+    "tiny": StudyConfig(
+        depths=(1,),
+        d_model=32,
+        d_mlp=64,
+        seeds=(0, 1),
+        checkpoints=(0, 20),
+        pretrain_steps=20,
+        pretrain_batch_size=16,
+        n_digits=4,
+        lr_grid=(1e-3,),
+        finetune_max_steps=10,
+        finetune_batch_size=16,
+        eval_every=5,
+        mask_seeds=(0,),
+        mask_steps=5,
+        n_mask_examples=32,
+        n_eval=32,
+    ),
+}

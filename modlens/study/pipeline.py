@@ -1,0 +1,95 @@
+"""Running the study: pretraining units, then one fine-tune-and-measure unit per checkpoint, on any executor.
+
+Every unit's record lands in the store atomically, so a run killed at any moment resumes where it stopped
+and ends with the same results as an uninterrupted run (units are deterministic in their arguments).
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from modlens.executors import Unit, run_units
+from modlens.store import Store
+from modlens.study.config import StudyConfig
+from modlens.study.units import checkpoint_unit, pretrain_unit
+from modlens.zoo.build import remove_stale_staging
+from modlens.zoo.cache import checkpoint_dirname
+from modlens.zoo.config import members
+
+MODELS_DIR = "models"
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """The study's tables: ``metrics`` (what the analysis reads), ``quality`` and ``drift_layers``."""
+
+    metrics: pd.DataFrame
+    quality: pd.DataFrame
+    drift_layers: pd.DataFrame
+
+
+def plan_pretraining(study: StudyConfig, models_root: Path) -> list[Unit]:
+    config = study.as_dict()
+    return [
+        Unit(
+            key=f"pretrain/{m.name}",
+            fn=pretrain_unit,
+            kwargs={"config": config, "member": vars(m).copy(), "models_root": str(models_root)},
+            meta={"phase": "pretrain", "member": m.name},
+        )
+        for m in members(study.family())
+    ]
+
+
+def plan_checkpoints(study: StudyConfig, models_root: Path) -> list[Unit]:
+    config = study.as_dict()
+    return [
+        Unit(
+            key=f"finetune/{m.name}/{checkpoint_dirname(step)}",
+            fn=checkpoint_unit,
+            kwargs={"config": config, "member": vars(m).copy(), "step": step, "models_root": str(models_root)},
+            meta={"phase": "finetune", "member": m.name, "step": step},
+        )
+        for m in members(study.family())
+        for step in sorted(set(study.checkpoints))
+    ]
+
+
+def run_study(
+    study: StudyConfig,
+    out_dir: "str | os.PathLike[str]",
+    *,
+    executor: str = "local",
+    resume: bool = False,
+    replace: bool = False,
+    progress: bool = True,
+) -> StudyResult:
+    """Runs (or resumes) the study into ``out_dir`` and returns its tables.
+
+    Args:
+        study: the configuration.
+        out_dir: the study's store; pretrained checkpoints live in ``out_dir/models``.
+        executor: ``"local"``, ``"processes[:N]"`` or ``"dask://HOST:PORT"``.
+        resume: continue a store of the same study, skipping finished units.
+        replace: discard a store of a different study in ``out_dir``.
+        progress: show progress bars.
+    """
+    store = Store.open(out_dir, kind="study", config=study.as_dict(), allow_replace=replace, resume=resume)
+    models_root = Path(out_dir) / MODELS_DIR
+    models_root.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(models_root)
+    run_units(plan_pretraining(study, models_root), store, executor=executor, progress=progress)
+    frame = run_units(plan_checkpoints(study, models_root), store, executor=executor, progress=progress)
+    return split_tables(frame)
+
+
+def split_tables(frame: pd.DataFrame) -> StudyResult:
+    """The store's rows, split by their ``table`` tag, each without the columns it does not use."""
+
+    def table(name: str) -> pd.DataFrame:
+        part = frame[frame["table"] == name] if "table" in frame else frame.iloc[0:0]
+        return part.drop(columns=["table"]).dropna(axis=1, how="all").reset_index(drop=True)
+
+    return StudyResult(metrics=table("metrics"), quality=table("quality"), drift_layers=table("drift_layers"))
