@@ -55,7 +55,7 @@ class StudyConfig:
     lr_grid: tuple[float, ...] = (1e-3, 3e-3)
     finetune_max_steps: int = 400
     finetune_batch_size: int = 64
-    target_accuracy: float = 0.8
+    target_accuracy: float = 0.5
     eval_every: int = 50
     replay_fraction: float = 0.3
     subroutines: tuple[str, ...] = ("reverse", "increment")

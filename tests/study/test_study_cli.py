@@ -1,0 +1,125 @@
+"""End to end: the tiny preset through the CLI, resume after a real kill, and executor equivalence."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from modlens.cli import main
+from modlens.study import PRESETS, plan_checkpoints, plan_pretraining, run_study
+
+# The tiny preset's pretraining units are 2 (seeds) and its checkpoint units 4 (2 seeds x steps 0, 20).
+N_PRETRAIN, N_CHECKPOINT = 2, 4
+
+
+def records(out: Path) -> dict[str, dict]:
+    return {json.loads(p.read_text())["key"]: json.loads(p.read_text()) for p in (out / "records").glob("*.json")}
+
+
+def test_tiny_study_through_the_cli(tmp_path, capsys) -> None:
+    out = tmp_path / "study"
+    assert main(["study", "--preset", "tiny", "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "How much does pretraining quality affect the modularity of fine-tuned models?" in printed
+    recs = records(out)
+    assert len(recs) == N_PRETRAIN + N_CHECKPOINT
+    assert all("provenance" in r["meta"] or "packages" in json.dumps(r["meta"]) for r in recs.values())
+    metrics = pd.read_csv(out / "metrics.csv")
+    expected = {
+        "heldout_composite_accuracy",
+        "primitive_accuracy_after",
+        "finetune_steps",
+        "reached_target",
+        "finetune_lr",
+        "subnetwork_score",
+        "ablation_score",
+        "mask_iou",
+        "mask_consistency",
+        "inheritance_precision",
+        "weight_drift_upper_share",
+        "cka_drift_mean_depth",
+    }
+    assert expected <= set(metrics["metric"])
+    assert set(metrics["step"]) == {0, 20} and set(metrics["seed"]) == {0, 1}
+    # the random-init control and the pretrained checkpoint share nothing but their initialisation
+    losses = metrics.groupby("step")["pretrain_loss"].mean()
+    assert losses[20] < losses[0]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["kind"] == "study" and manifest["config"]["seeds"] == [0, 1]
+    # rerunning without --resume refuses; with --resume it reuses every record
+    assert main(["study", "--preset", "tiny", "--out", str(out), "--no-progress"]) == 2
+    assert "--resume" in capsys.readouterr().err
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "records").glob("*.json")}
+    assert main(["study", "--preset", "tiny", "--out", str(out), "--resume", "--no-progress"]) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "records").glob("*.json")} == stamps
+
+
+def test_a_killed_run_resumes_to_the_same_results(tmp_path) -> None:
+    reference = tmp_path / "reference"
+    run_study(PRESETS["tiny"], reference, progress=False)
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "modlens.cli", "study", "--preset", "tiny", "--out", str(out), "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((out / "records").glob("*.json"))) < N_PRETRAIN + 1:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(list((out / "records").glob("*.json"))) < N_PRETRAIN + N_CHECKPOINT, "finished before the kill"
+    resumed = run_study(PRESETS["tiny"], out, resume=True, progress=False)
+    expected = run_study(PRESETS["tiny"], reference, resume=True, progress=False)
+    pd.testing.assert_frame_equal(_canonical(resumed.metrics), _canonical(expected.metrics))
+    pd.testing.assert_frame_equal(_canonical(resumed.quality), _canonical(expected.quality))
+
+
+@pytest.mark.slow
+def test_process_pool_gives_identical_results(tmp_path) -> None:
+    local = run_study(PRESETS["tiny"], tmp_path / "local", progress=False)
+    pool = run_study(PRESETS["tiny"], tmp_path / "pool", executor="processes:2", progress=False)
+    pd.testing.assert_frame_equal(_canonical(pool.metrics), _canonical(local.metrics))
+
+
+def test_plans_cover_every_member_and_checkpoint() -> None:
+    config = PRESETS["full"]
+    root = Path("/nonexistent")
+    n_members = len(config.depths) * len(config.seeds) * len(config.label_noise) * len(config.composite_fraction)
+    assert len(plan_pretraining(config, root)) == n_members
+    units = plan_checkpoints(config, root)
+    assert len(units) == n_members * len(config.checkpoints)
+    assert len({u.key for u in units}) == len(units)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "seedz=1"], "unknown config key 'seedz'; valid keys:"),
+        (["--set", "mask_steps=many"], "mask_steps must be int"),
+        (["--set", "checkpoints=10,20"], "step 0"),
+        (["--executor", "dask://127.0.0.1:1"], "127.0.0.1:1"),
+        (["--executor", "threads"], "executor"),
+    ],
+)
+def test_bad_input_is_one_line(args: list[str], message: str, tmp_path, capsys) -> None:
+    code = main(["study", "--preset", "tiny", "--out", str(tmp_path / "o"), "--no-progress", *args])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_a_different_study_in_the_output_directory_is_refused(tmp_path, capsys) -> None:
+    out = tmp_path / "o"
+    run_study(PRESETS["tiny"], out, progress=False)
+    before = sorted(p.name for p in (out / "records").iterdir())
+    assert main(["study", "--preset", "tiny", "--set", "seeds=5", "--out", str(out), "--no-progress"]) == 2
+    assert "different study" in capsys.readouterr().err
+    assert sorted(p.name for p in (out / "records").iterdir()) == before
+
+
+def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
+    columns = [c for c in frame.columns if c != "unit"]
+    keys = [c for c in ("unit", "metric", "subroutine", "task", "step", "seed") if c in frame.columns]
+    return frame.sort_values(keys).reset_index(drop=True)[columns]
