@@ -112,17 +112,7 @@ def _finetune_best(
     """Fine-tunes once per learning rate; picks on validation: reached target, then fewer steps, then accuracy."""
     results = []
     for lr in study.lr_grid:
-        config = FinetuneConfig(
-            max_steps=study.finetune_max_steps,
-            target_accuracy=study.target_accuracy,
-            eval_every=study.eval_every,
-            batch_size=study.finetune_batch_size,
-            lr=lr,
-            replay_fraction=study.replay_fraction,
-            n_val=study.n_eval,
-            seed=0,
-        )
-        result = finetune(base, tasks, config, replay=replay, progress=False)
+        result = finetune(base, tasks, _finetune_config(study, lr), replay=replay, progress=False)
         final_acc = float(result.history["val_accuracy"].iloc[-1])
         results.append(((not result.reached_target, result.steps, -final_acc), lr, result))
     best = min(results, key=lambda r: r[0])
@@ -201,7 +191,15 @@ def _disentanglement(
 ) -> float:
     """Mean disentanglement error over the α grid for task vectors of the two halves of the fine-tuning tasks."""
     halves = {"A": tasks[: len(tasks) // 2], "B": tasks[len(tasks) // 2 :]}
-    config = FinetuneConfig(
+    config = _finetune_config(study, lr)
+    tuned = {n: finetune(base, ts, config, replay=replay, progress=False).model for n, ts in halves.items()}
+    batches = {n: sample_mixture(ts, study.n_eval, split="test", seed=4) for n, ts in halves.items()}
+    grid = weight_disentanglement(base, tuned, batches, alphas=study.disentanglement_alphas)
+    return float(grid["error"].mean())
+
+
+def _finetune_config(study: StudyConfig, lr: float) -> FinetuneConfig:
+    return FinetuneConfig(
         max_steps=study.finetune_max_steps,
         target_accuracy=study.target_accuracy,
         eval_every=study.eval_every,
@@ -211,10 +209,6 @@ def _disentanglement(
         n_val=study.n_eval,
         seed=0,
     )
-    tuned = {n: finetune(base, ts, config, replay=replay, progress=False).model for n, ts in halves.items()}
-    batches = {n: sample_mixture(ts, study.n_eval, split="test", seed=4) for n, ts in halves.items()}
-    grid = weight_disentanglement(base, tuned, batches, alphas=study.disentanglement_alphas)
-    return float(grid["error"].mean())
 
 
 def _tuples(config: dict[str, Any]) -> dict[str, Any]:
