@@ -13,6 +13,7 @@ import pandas as pd
 
 from modlens.analysis.control import random_init_control
 from modlens.analysis.correlation import POOLED, rank_correlations
+from modlens.analysis.metrics import METRICS_INFO, metric_info
 
 QUESTION = "How much does pretraining quality affect the modularity of fine-tuned models?"
 STRENGTHS = ((0.1, "negligible"), (0.3, "weak"), (0.5, "moderate"), (float("inf"), "strong"))
@@ -85,12 +86,19 @@ def answer_from(correlations: pd.DataFrame, control: pd.DataFrame) -> Answer:
     corr = correlations[correlations["scope"] == POOLED].set_index("metric")
     ctrl = control[control["scope"] == POOLED].set_index("metric")
     findings: list[Finding] = []
-    for metric in sorted(set(corr.index) | set(ctrl.index)):
+    for metric in _reading_order(set(corr.index) | set(ctrl.index)):
         if metric in corr.index:
             findings.append(_correlation_finding(str(metric), corr.loc[metric]))
         if metric in ctrl.index:
             findings.append(_control_finding(str(metric), ctrl.loc[metric]))
     return Answer(question=QUESTION, summary=_summary(findings), findings=tuple(findings))
+
+
+def _reading_order(metrics: set) -> list:
+    """Modularity metrics first (registry order, then unknown names), context metrics after."""
+    known = [m for m in METRICS_INFO if m in metrics]
+    ordered = known + sorted(m for m in metrics if m not in METRICS_INFO)
+    return sorted(ordered, key=lambda m: metric_info(str(m)).direction == 0)
 
 
 def _interval(row: pd.Series, fmt: str) -> str:

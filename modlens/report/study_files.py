@@ -1,0 +1,148 @@
+"""Reading a study store and writing its report: ``report.html`` plus static PNG/PDF figures for papers."""
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from modlens.errors import ModlensError
+from modlens.plots.drift import plot_drift_by_depth
+from modlens.provenance import provenance as current_provenance
+from modlens.report.static import save_figure
+from modlens.report.study_report import REPORT_FILE, analyse_study, render_study_report, study_figures
+
+log = logging.getLogger(__name__)
+
+FIGURES_DIR = "figures"
+STATIC_FIGURES = {"main": 0, "correlations": 1}  # file stem -> position among the report's own figures
+STATIC_FORMATS = ("png", "pdf")
+STUDY_KIND = "study"
+
+
+@dataclass(frozen=True)
+class StudyData:
+    """A study store's contents as the report needs them."""
+
+    root: Path
+    metrics: pd.DataFrame
+    drift_layers: pd.DataFrame
+    config: dict[str, Any]
+    provenance: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StudyReportFiles:
+    """What ``write_study_report`` wrote: the page, the static figures, and why any were skipped."""
+
+    html: Path
+    figures: tuple[Path, ...]
+    skipped: str | None
+
+
+def load_study(root: "str | os.PathLike[str]") -> StudyData:
+    """Reads a study store (``modlens study --out DIR``).
+
+    Raises:
+        ModlensError: ``root`` is missing, holds no store, holds another kind of store, or no measured units.
+    """
+    from modlens.store import Store
+    from modlens.study.pipeline import split_tables
+
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise ModlensError(f"{str(path)!r} is not a directory; give the --out directory of a modlens study")
+    store = Store.read(path)
+    if store.kind != STUDY_KIND:
+        raise ModlensError(f"{str(path)!r} holds a {store.kind!r} store, not a study")
+    frame = store.frame()
+    # split_tables needs the table tag; a store with no finished unit has no rows to tag.
+    tables = split_tables(frame) if "table" in frame.columns else None
+    if tables is None or tables.metrics.empty:
+        raise ModlensError(f"the study in {str(path)!r} has no measured checkpoints yet; run or resume it first")
+    return StudyData(
+        root=path,
+        metrics=tables.metrics,
+        drift_layers=tables.drift_layers,
+        config=store.config,
+        provenance=dict(store.manifest.get("provenance") or {}),
+    )
+
+
+def drift_figures(drift_layers: pd.DataFrame) -> dict[str, go.Figure]:
+    """Drift by relative depth, one line per depth and pretraining step (mean over seeds and corpora)."""
+    figures: dict[str, go.Figure] = {}
+    needed = {"layer", "depth", "step"}
+    if drift_layers.empty or not needed <= set(drift_layers.columns):
+        return figures
+    for column, heading in (
+        ("weight_rel_change", "Weight drift by depth (relative change ‖ΔW‖/‖W‖)"),
+        ("cka_drift", "Activation drift by depth (1 − linear CKA, residual stream)"),
+    ):
+        if column not in drift_layers:
+            continue
+        per = drift_layers.groupby(["depth", "step", "layer"], as_index=False)[column].mean()
+        per["model"] = [f"{d} layers, step {s}" for d, s in zip(per["depth"], per["step"], strict=True)]
+        figures[heading] = plot_drift_by_depth(per, value=column, title=heading)
+    return figures
+
+
+def write_study_report(
+    root: "str | os.PathLike[str]",
+    *,
+    out: "str | os.PathLike[str] | None" = None,
+    static: bool = True,
+    chromium: "str | os.PathLike[str] | None" = None,
+    extra_figures: Mapping[str, go.Figure] = {},
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> StudyReportFiles:
+    """Rebuilds a study's report from its store.
+
+    Writes ``report.html`` (or ``out``) and, with ``static``, ``figures/main.{png,pdf}`` and
+    ``figures/correlations.{png,pdf}`` beside it. Without a Chromium for static export the page is still
+    written; the static figures are skipped and the reason returned (and logged).
+
+    Args:
+        root: the study store directory.
+        out: the HTML file (default: ``root/report.html``).
+        static: also write the static figures.
+        chromium: browser for static export (default: see ``modlens.report.find_chromium``).
+        extra_figures: figures added after the drift figures built from the store.
+        n_boot, seed: the bootstrap.
+    """
+    study = load_study(root)
+    analysis = analyse_study(study.metrics, n_boot=n_boot, seed=seed)
+    own = study_figures(analysis)
+    page = render_study_report(
+        analysis,
+        config=study.config,
+        provenance={"study": study.provenance, "report": current_provenance(n_boot=n_boot, bootstrap_seed=seed)},
+        extra_figures={**drift_figures(study.drift_layers), **extra_figures},
+        title=f"modlens study: {study.root.name}",
+        n_boot=n_boot,
+        seed=seed,
+        figures=own,
+    )
+    target = Path(out).expanduser() if out is not None else study.root / REPORT_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, target)  # a reader never sees half a page
+    written: list[Path] = []
+    skipped = None
+    if static:
+        figures = list(own.values())
+        try:
+            for stem, index in STATIC_FIGURES.items():
+                for fmt in STATIC_FORMATS:
+                    path = target.parent / FIGURES_DIR / f"{stem}.{fmt}"
+                    written.append(save_figure(figures[index], path, chromium=chromium))
+        except ModlensError as err:
+            skipped = f"static figures skipped: {err}"
+            log.warning(skipped)
+    return StudyReportFiles(html=target, figures=tuple(written), skipped=skipped)

@@ -1,0 +1,42 @@
+"""``modlens report DIR``: bad input is one clear line and exit code 2."""
+
+import pytest
+
+from modlens.cli import main
+from modlens.store import Store
+
+
+def test_missing_dir(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("modlens report: error:") and "not a directory" in err and "\n" not in err
+
+
+def test_not_a_study_store(tmp_path, capsys):
+    Store.open(tmp_path / "s", kind="sweep", config={})
+    assert main(["report", str(tmp_path / "s")]) == 2
+    assert "not a study" in capsys.readouterr().err
+
+
+def test_bad_n_boot(tmp_path, capsys):
+    assert main(["report", str(tmp_path), "--n-boot", "0"]) == 2
+    assert "--n-boot" in capsys.readouterr().err
+
+
+def test_rebuilds_report(tmp_path, capsys):
+    from modlens.analysis import synthetic_study_frame
+
+    store = Store.open(tmp_path / "study", kind="study", config={"preset": "t"})
+    frame = synthetic_study_frame({"mask_iou": (1.0, 0.05)}, seeds=(0, 1, 2))
+    for unit, part in frame.groupby("unit"):
+        store.write(str(unit), [{"table": "metrics", **r} for r in part.to_dict("records")], meta={})
+    out = tmp_path / "elsewhere" / "r.html"
+    assert main(["report", str(tmp_path / "study"), "--out", str(out), "--no-static", "--n-boot", "100"]) == 0
+    assert out.is_file() and f"wrote {out}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["report"], ["report", "a", "b"]])
+def test_usage_errors(argv):
+    with pytest.raises(SystemExit) as err:
+        main(argv)
+    assert err.value.code == 2
