@@ -1,0 +1,125 @@
+"""Expanding a sweep into units: one per model x task x method x seed (drift: per pair, and pair x task x seed)."""
+
+import dataclasses
+import itertools
+from typing import Any
+
+import pandas as pd
+
+from modlens.executors import Unit, run_units
+from modlens.store import Store
+from modlens.sweep.spec import AblationJob, DriftJob, Job, MaskJob, ModelRef, SweepSpec, TaskRef
+from modlens.sweep.units import ablation_unit, activation_drift_unit, mask_unit, weight_drift_unit
+
+STORE_KIND = "sweep"
+
+
+def unit_key(**coords: Any) -> str:
+    """``job=a|analysis=mask|model=m|...``: readable, and unique for distinct coordinates."""
+    return "|".join(f"{k}={v}" for k, v in coords.items() if v is not None)
+
+
+def expand(spec: SweepSpec) -> list[Unit]:
+    """The units of every job of ``spec``, in file order."""
+    return [unit for job in spec.jobs for unit in _expand_job(job, spec.device)]
+
+
+def _expand_job(job: Job, device: str) -> list[Unit]:
+    if isinstance(job, DriftJob):
+        return _drift_units(job, device)
+    units = []
+    for model, task, method, seed in itertools.product(job.models, job.tasks, job.methods, job.seeds):
+        coords = _coords(job, model=model.label, task=task.label, method=method, seed=seed)
+        common = {"coords": coords, "model": _ref(model), "task": _ref(task), "method": method, "seed": seed}
+        common |= {"n_examples": job.n_examples, "device": device}
+        if isinstance(job, AblationJob):
+            kwargs = common | {
+                "components": list(job.components),
+                "metric": job.metric,
+                "memory_budget": int(job.memory_budget_mb * 2**20),
+            }
+            units.append(_unit(ablation_unit, coords, kwargs, job))
+        elif isinstance(job, MaskJob):
+            kwargs = common | {
+                "granularity": job.granularity,
+                "sparsity": job.sparsity,
+                "steps": job.steps,
+                "ablation": job.ablation,
+            }
+            units.append(_unit(mask_unit, coords, kwargs, job))
+    return units
+
+
+def _drift_units(job: DriftJob, device: str) -> list[Unit]:
+    units = []
+    for base, tuned in job.pairs:
+        pair = {"base": _ref(base), "tuned": _ref(tuned), "device": device}
+        labels = {"model": tuned.label, "base": base.label}
+        if job.weights:
+            coords = _coords(job, **labels, task=None, method="weights", seed=None)
+            units.append(_unit(weight_drift_unit, coords, pair | {"coords": coords, "top_k": job.top_k}, job))
+        for task, seed in itertools.product(job.tasks, job.seeds):
+            coords = _coords(job, **labels, task=task.label, method="activations", seed=seed)
+            kwargs = pair | {
+                "coords": coords,
+                "task": _ref(task),
+                "measures": list(job.measures),
+                "batch_size": job.batch_size,
+                "seed": seed,
+                "n_examples": job.n_examples,
+            }
+            units.append(_unit(activation_drift_unit, coords, kwargs, job))
+    return units
+
+
+COORDINATES = ("job", "analysis", "model", "base", "task", "method", "seed")
+"""Columns every sweep row starts with (``base`` only for drift; ``model`` is the tuned model there)."""
+
+
+def _coords(job: Job, **coords: Any) -> dict[str, Any]:
+    values = {"job": job.name, "analysis": job.kind, **coords}
+    return {name: values.get(name) for name in COORDINATES}
+
+
+def _ref(ref: ModelRef | TaskRef) -> dict[str, Any]:
+    return dataclasses.asdict(ref)
+
+
+def _unit(fn: Any, coords: dict[str, Any], kwargs: dict[str, Any], job: Job) -> Unit:
+    settings = {k: v for k, v in kwargs.items() if k != "coords"}
+    return Unit(
+        key=unit_key(**coords), fn=fn, kwargs=kwargs, meta={"coords": coords, "unit": settings, "job": job.name}
+    )
+
+
+def run_sweep(
+    spec: SweepSpec,
+    out: str | None = None,
+    *,
+    executor: Any = None,
+    resume: bool = False,
+    replace: bool = False,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Runs a sweep into its store and returns every record's rows as one frame.
+
+    Args:
+        spec: a validated sweep (``load_sweep``).
+        out: results directory (default: ``spec.out``).
+        executor: an ``open_executor`` spec or an open executor (default: ``spec.executor``).
+        resume: continue the store already in ``out`` (same sweep), running only the unfinished units.
+        replace: delete whatever ``out`` holds and start fresh.
+        progress: show a progress bar.
+
+    Raises:
+        ConfigError: no output directory.
+        StoreError: ``out`` holds something else (see ``Store.open``).
+        UnitsFailedError: some units failed; the others are recorded.
+    """
+    from modlens.errors import ConfigError
+
+    target = out or spec.out
+    if target is None:
+        raise ConfigError("no output directory: set out in the sweep file or pass --out")
+    store = Store.open(target, kind=STORE_KIND, config=spec.config(), allow_replace=replace, resume=resume)
+    return run_units(expand(spec), store, executor=executor or spec.executor, progress=progress)

@@ -1,0 +1,316 @@
+"""Sweep files: a TOML grid of ablation, mask and drift jobs, validated whole before any work starts.
+
+Paths in the file (model directories, prompt files, ``out``) are relative to the file's directory.
+"""
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from modlens.ablation import ABLATIONS
+from modlens.components import SELECTIONS, parse_component
+from modlens.config import config_from_mapping, parse_overrides
+from modlens.drift import MEASURES
+from modlens.errors import ConfigError, ModlensError
+from modlens.masks import METHODS as MASK_METHODS
+from modlens.tasks import METRICS, load_prompts, parse_task_name
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model of the grid: ``source`` is an absolute directory or a hub id; ``label`` is how the file wrote it."""
+
+    source: str
+    revision: str | None
+    label: str
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    """A task of the grid: a synthetic task ``name`` or a JSONL ``prompts`` file (absolute path)."""
+
+    name: str | None
+    prompts: str | None
+    label: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AblationJob:
+    """Exact ablation sweeps: one unit per model x task x method x seed (the seed draws the test batch and
+    the resample ablation)."""
+
+    kind: Literal["ablation"] = "ablation"
+    name: str = ""
+    models: tuple[Any, ...] = ()
+    tasks: tuple[Any, ...] = ()
+    methods: tuple[str, ...] = ("mean",)
+    components: tuple[str, ...] = ("heads",)
+    metric: str = "loss"
+    seeds: tuple[int, ...] = (0,)
+    n_examples: int = 256
+    memory_budget_mb: float = 1024.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class MaskJob:
+    """Learned masks: one unit per model x task x method x seed (fit on the train split, scored on test)."""
+
+    kind: Literal["mask"] = "mask"
+    name: str = ""
+    models: tuple[Any, ...] = ()
+    tasks: tuple[Any, ...] = ()
+    methods: tuple[str, ...] = ("continuous_sparsification",)
+    granularity: Literal["component", "weight"] = "component"
+    sparsity: float = 0.5
+    steps: int = 200
+    ablation: Literal["zero", "mean"] = "mean"
+    seeds: tuple[int, ...] = (0,)
+    n_examples: int = 256
+
+
+@dataclass(frozen=True, kw_only=True)
+class DriftJob:
+    """Base-to-tuned drift: one weight unit per pair, one activation unit per pair x task x seed."""
+
+    kind: Literal["drift"] = "drift"
+    name: str = ""
+    pairs: tuple[Any, ...] = ()
+    tasks: tuple[Any, ...] = ()
+    measures: tuple[str, ...] = ("linear_cka", "debiased_cka", "cosine")
+    weights: bool = True
+    top_k: int = 8
+    batch_size: int = 8
+    seeds: tuple[int, ...] = (0,)
+    n_examples: int = 256
+
+
+Job = AblationJob | MaskJob | DriftJob
+JOB_KINDS: dict[str, type[AblationJob] | type[MaskJob] | type[DriftJob]] = {
+    "ablation": AblationJob,
+    "mask": MaskJob,
+    "drift": DriftJob,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepSpec:
+    """A whole sweep file.
+
+    Attributes:
+        out: results directory (relative paths are relative to the file), or None to require ``--out``.
+        executor: default executor spec (``local``, ``processes:N``, ``dask://HOST:PORT``).
+        device: torch device every unit runs on.
+        jobs: the jobs, with models and tasks resolved.
+    """
+
+    out: str | None = None
+    executor: str = "local"
+    device: str = "cpu"
+    jobs: tuple[Job, ...] = ()
+
+    def config(self) -> dict[str, Any]:
+        """What identifies the sweep's results (its store fingerprint): device and jobs, not out/executor."""
+        return {"device": self.device, "jobs": [dataclasses.asdict(job) for job in self.jobs]}
+
+
+TOP_KEYS = tuple(f.name for f in dataclasses.fields(SweepSpec))
+
+
+def load_sweep(path: "str | os.PathLike[str]", overrides: Iterable[str] = ()) -> SweepSpec:
+    """Reads and validates a sweep file, then applies ``key=value`` overrides.
+
+    Overrides: ``out=DIR``, ``executor=...``, ``device=...``; ``jobs.N.KEY=VALUE`` sets a key of job N (from 0);
+    any other ``KEY=VALUE`` sets that key in every job that has it (``steps=20``, ``seeds=0,1``).
+
+    Raises:
+        ConfigError: missing or malformed file, unknown keys (named, with the valid ones), wrong types,
+            unknown job kinds, methods, measures, metrics or task names, missing model or prompt paths.
+    """
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ConfigError(f"sweep file {str(file)!r} does not exist")
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{file.name}: malformed TOML ({err})") from err
+    return parse_sweep(data, base_dir=file.resolve().parent, overrides=overrides, where=file.name)
+
+
+def parse_sweep(
+    data: Mapping[str, Any], *, base_dir: Path, overrides: Iterable[str] = (), where: str = "sweep"
+) -> SweepSpec:
+    """Validates a parsed sweep mapping (see ``load_sweep``)."""
+    data = {k: ([dict(j) for j in v] if k == "jobs" and isinstance(v, list) else v) for k, v in data.items()}
+    unknown = sorted(set(data) - set(TOP_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; valid keys: {', '.join(TOP_KEYS)}")
+    raw_jobs = data.pop("jobs", None)
+    if not isinstance(raw_jobs, list) or not raw_jobs or not all(isinstance(j, dict) for j in raw_jobs):
+        raise ConfigError(f"{where}: needs at least one [[jobs]] table")
+    _apply_overrides(data, raw_jobs, parse_overrides(overrides), where)
+    try:
+        top = config_from_mapping(SweepSpec, data)
+    except ModlensError as err:
+        raise ConfigError(f"{where}: {err}") from None
+    jobs = tuple(_job(i, raw, base_dir, where) for i, raw in enumerate(raw_jobs))
+    names = [job.name for job in jobs]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(f"{where}: job name {repeated[0]!r} is used twice; give each job its own name")
+    out = top.out
+    if out is not None and not Path(out).expanduser().is_absolute():
+        out = str(base_dir / out)
+    return dataclasses.replace(top, out=out, jobs=jobs)
+
+
+def _apply_overrides(top: dict[str, Any], jobs: list[dict[str, Any]], pairs: Mapping[str, str], where: str) -> None:
+    for key, value in pairs.items():
+        if key in TOP_KEYS and key != "jobs":
+            top[key] = value
+        elif key.startswith("jobs."):
+            index, _, field = key.removeprefix("jobs.").partition(".")
+            if not index.isdigit() or int(index) >= len(jobs) or not field:
+                raise ConfigError(f"override {key!r}: write jobs.N.KEY with N from 0 to {len(jobs) - 1}")
+            jobs[int(index)][field] = value
+        else:
+            targets = [job for job in jobs if key in _fields(job.get("kind"))]
+            if not targets:
+                valid = sorted({*TOP_KEYS, *(f for cls in JOB_KINDS.values() for f in _fields(cls))} - {"jobs", "kind"})
+                raise ConfigError(f"override {key!r}: no job has this key; valid keys: {', '.join(valid)}")
+            for job in targets:
+                job[key] = value
+
+
+def _fields(kind: Any) -> tuple[str, ...]:
+    cls = JOB_KINDS.get(kind) if isinstance(kind, str) else kind
+    return tuple(f.name for f in dataclasses.fields(cls)) if cls is not None else ()
+
+
+def _job(index: int, raw: Mapping[str, Any], base_dir: Path, where: str) -> Job:
+    kind = raw.get("kind")
+    context = f"{where}: jobs[{index}]"
+    if kind not in JOB_KINDS:
+        shown = "no kind" if kind is None else f"unknown kind {kind!r}"
+        raise ConfigError(f"{context} has {shown}; valid kinds: {', '.join(JOB_KINDS)}")
+    context += f" ({kind})"
+    values = dict(raw)
+    values.setdefault("name", f"{kind}{index}")
+    try:
+        job = config_from_mapping(JOB_KINDS[kind], values)
+    except ModlensError as err:
+        raise ConfigError(f"{context}: {err}") from None
+    try:
+        return _check(job, base_dir)
+    except ModlensError as err:
+        raise ConfigError(f"{context}: {err}") from None
+
+
+def _check(job: Job, base_dir: Path) -> Job:
+    """Range and name checks, and models / tasks resolved against the file's directory."""
+    if not job.name or "|" in job.name:
+        raise ConfigError(f"name must be non-empty and free of '|', got {job.name!r}")
+    if not job.seeds:
+        raise ConfigError("seeds must list at least one seed")
+    if job.n_examples <= 0:
+        raise ConfigError(f"n_examples must be positive, got {job.n_examples}")
+    tasks = tuple(_task(t, base_dir) for t in job.tasks)
+    if isinstance(job, DriftJob):
+        _choices("measures", job.measures, MEASURES)
+        if job.top_k <= 0 or job.batch_size <= 0:
+            raise ConfigError("top_k and batch_size must be positive")
+        if not job.pairs:
+            raise ConfigError("pairs must list at least one [base, tuned] pair")
+        pairs = tuple(_pair(p, base_dir) for p in job.pairs)
+        if not job.weights and not tasks:
+            raise ConfigError("with weights = false, give tasks for activation drift")
+        return dataclasses.replace(job, pairs=pairs, tasks=tasks)
+    if not job.models:
+        raise ConfigError("models must list at least one model")
+    if not tasks:
+        raise ConfigError("tasks must list at least one task")
+    models = tuple(_model(m, base_dir) for m in job.models)
+    if isinstance(job, AblationJob):
+        _choices("methods", job.methods, tuple(ABLATIONS))
+        _choices("metric", (job.metric,), tuple(METRICS))
+        _components(job.components)
+        if job.memory_budget_mb <= 0:
+            raise ConfigError(f"memory_budget_mb must be positive, got {job.memory_budget_mb}")
+    else:
+        _choices("methods", job.methods, tuple(MASK_METHODS))
+        if not 0 < job.sparsity < 1:
+            raise ConfigError(f"sparsity must be in (0, 1), got {job.sparsity}")
+        if job.steps <= 0:
+            raise ConfigError(f"steps must be positive, got {job.steps}")
+    return dataclasses.replace(job, models=models, tasks=tasks)
+
+
+def _choices(key: str, values: tuple[str, ...], valid: tuple[str, ...]) -> None:
+    if not values:
+        raise ConfigError(f"{key} must list at least one of {', '.join(valid)}")
+    for value in values:
+        if value not in valid:
+            raise ConfigError(f"unknown {key} entry {value!r}; valid: {', '.join(valid)}")
+
+
+def _components(components: tuple[str, ...]) -> None:
+    if len(components) == 1 and components[0] in SELECTIONS:
+        return
+    if not components:
+        raise ConfigError(f"components must be a group ({', '.join(SELECTIONS)}) or a list of addresses")
+    for text in components:
+        parse_component(text)
+
+
+def _model(value: Any, base_dir: Path) -> ModelRef:
+    source: Any
+    revision: Any
+    if isinstance(value, str):
+        source, revision = value, None
+    elif isinstance(value, Mapping):
+        unknown = sorted(set(value) - {"source", "revision"})
+        if unknown:
+            raise ConfigError(f"unknown model key {unknown[0]!r}; valid keys: revision, source")
+        source, revision = value.get("source"), value.get("revision")
+        if not isinstance(source, str) or not (revision is None or isinstance(revision, str)):
+            raise ConfigError(f'a model table needs source = "..." and optionally revision = "...", got {value!r}')
+    else:
+        raise ConfigError(f"a model is a path, a hub id or {{source, revision}}, got {value!r}")
+    label = source if revision is None else f"{source}@{revision}"
+    path = base_dir / Path(source).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ConfigError(f"model directory {source!r} holds no config.json")
+        return ModelRef(str(path.resolve()), revision, label)
+    if _looks_like_path(source):
+        raise ConfigError(f"model path {source!r} does not exist (relative to {str(base_dir)!r})")
+    return ModelRef(source, revision, label)  # a hub id, resolved when the unit loads it
+
+
+def _looks_like_path(text: str) -> bool:
+    """Hub ids are ``name`` or ``org/name``; anything else that names a missing file is a missing path."""
+    return not text or text.startswith((".", "/", "~")) or text.count("/") > 1 or text.endswith("/") or "\\" in text
+
+
+def _pair(value: Any, base_dir: Path) -> tuple[ModelRef, ModelRef]:
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise ConfigError(f"a pair is [base, tuned], got {value!r}")
+    return _model(value[0], base_dir), _model(value[1], base_dir)
+
+
+def _task(value: Any, base_dir: Path) -> TaskRef:
+    if isinstance(value, str):
+        parse_task_name(value)
+        return TaskRef(value, None, value)
+    if isinstance(value, Mapping):
+        if set(value) != {"prompts"} or not isinstance(value["prompts"], str):
+            raise ConfigError(f'a prompt-file task is {{prompts = "FILE.jsonl"}}, got {value!r}')
+        path = base_dir / Path(value["prompts"]).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"prompts file {value['prompts']!r} does not exist (relative to {str(base_dir)!r})")
+        load_prompts(path)  # malformed lines fail now, naming the line, not in the middle of the run
+        return TaskRef(None, str(path.resolve()), value["prompts"])
+    raise ConfigError(f'a task is a synthetic task name or {{prompts = "FILE.jsonl"}}, got {value!r}')
