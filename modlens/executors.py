@@ -198,7 +198,10 @@ def run_units(
         try:
             rows, where = future.result()
         except Exception as err:
-            log.warning("unit %s failed: %s: %s", unit.key, type(err).__name__, err)
+            # The traceback is for bugs in unit code; shown with ``modlens -v``.
+            log.warning(
+                "unit %s failed: %s: %s", unit.key, type(err).__name__, err, exc_info=log.isEnabledFor(logging.INFO)
+            )
             failures[unit.key] = err
         else:
             finished = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
