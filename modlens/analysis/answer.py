@@ -88,7 +88,8 @@ def answer_from(correlations: pd.DataFrame, control: pd.DataFrame) -> Answer:
     findings: list[Finding] = []
     for metric in _reading_order(set(corr.index) | set(ctrl.index)):
         if metric in corr.index:
-            findings.append(_correlation_finding(str(metric), corr.loc[metric]))
+            groups = correlations[(correlations["metric"] == metric) & (correlations["scope"] != POOLED)]
+            findings.append(_correlation_finding(str(metric), corr.loc[metric], groups))
         if metric in ctrl.index:
             findings.append(_control_finding(str(metric), ctrl.loc[metric]))
     return Answer(question=QUESTION, summary=_summary(findings), findings=tuple(findings))
@@ -129,7 +130,7 @@ def _modularity(metric: str, direction: int, moves_up: bool, established: bool, 
     )
 
 
-def _correlation_finding(metric: str, row: pd.Series) -> Finding:
+def _correlation_finding(metric: str, row: pd.Series, groups: pd.DataFrame) -> Finding:
     n_units, n_seeds, rho = int(row["n_units"]), int(row["n_seeds"]), float(row["rho"])
     numbers = (rho, float(row["ci_low"]), float(row["ci_high"]), n_seeds, n_units)
     context = int(row["direction"]) == 0
@@ -161,7 +162,24 @@ def _correlation_finding(metric: str, row: pd.Series) -> Finding:
     else:
         clause, verdict = _modularity(metric, int(row["direction"]), rho < 0, established, "better pretraining gives")
         sentence += " " + clause
+    sentence += _within_groups(rho, groups)
     return Finding(metric, "correlation", sentence, *numbers, verdict=verdict, strength=band)
+
+
+def _within_groups(pooled_rho: float, groups: pd.DataFrame) -> str:
+    """Whether the groups agree with the pooled sign: pooling depths or corpora can create or hide a trend."""
+    if len(groups) < 2 or pooled_rho == 0:
+        return ""
+    rho = groups["rho"].to_numpy(dtype=float)
+    sure = groups["excludes_zero"].to_numpy(dtype=bool)
+    same, opposite = np.sign(rho) == np.sign(pooled_rho), np.sign(rho) == -np.sign(pooled_rho)
+    text = (
+        f" Within the {len(groups)} depth/corpus/noise groups, {int(same.sum())} have ρ of the same sign "
+        f"({int((same & sure).sum())} with intervals excluding zero) and {int(opposite.sum())} the opposite sign "
+        f"({int((opposite & sure).sum())} excluding zero)"
+    )
+    undefined = int((~np.isfinite(rho)).sum())
+    return text + (f"; {undefined} undefined." if undefined else ".")
 
 
 def _band_bounds(band: str) -> str:

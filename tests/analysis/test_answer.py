@@ -61,3 +61,12 @@ def test_constant_says_undefined():
     corr = _sentence(result, "mask_iou", "correlation")
     assert "undefined because mask_iou or the pretraining loss is constant" in corr.sentence
     assert corr.verdict == "not assessed" and "1 could not be assessed (mask_iou)" in result.summary[0]
+
+
+def test_group_agreement_is_reported():
+    frame = synthetic_study_frame({"mask_iou": (2.0, 0.01)}, depths=(2, 3, 4))
+    corr = _sentence(answer(frame, n_boot=N_BOOT), "mask_iou", "correlation")
+    assert "Within the 3 depth/corpus/noise groups, 3 have ρ of the same sign (3 with intervals excluding zero)" in (
+        corr.sentence
+    )
+    assert "0 the opposite sign (0 excluding zero)." in corr.sentence
