@@ -241,6 +241,9 @@ def _summary(findings: list[Finding]) -> tuple[str, ...]:
         )
         if by["not assessed"]:
             text += f"; {len(by['not assessed'])} could not be assessed{_names(by['not assessed'])}"
+        if len(by["not assessed"]) == len(rated):
+            sentences.append(text + ". None could be assessed, so the data do not answer the question.")
+            continue
         sentences.append(text + ". " + _overall(len(by["more modular"]), len(by["less modular"])))
     return tuple(sentences)
 

@@ -24,6 +24,8 @@ METRICS_INFO: dict[str, MetricInfo] = {
     "finetune_steps": MetricInfo("fine-tuning steps to target (steps)", 0),
     "reached_target": MetricInfo("reached accuracy target (fraction of units)", 0),
     "finetune_lr": MetricInfo("fine-tuning learning rate (chosen)", 0),
+    "heldout_composite_accuracy_base": MetricInfo("base model accuracy on unseen composite pairs (fraction)", 0),
+    "finetune_composite_accuracy": MetricInfo("accuracy on the fine-tuning composites (fraction)", 0),
     # Masks (Lepori; Csordás).
     "subnetwork_score": MetricInfo("subnetwork score (accuracy difference)", +1),
     "ablation_score": MetricInfo("ablation score (accuracy difference)", -1),
@@ -33,6 +35,10 @@ METRICS_INFO: dict[str, MetricInfo] = {
     "mask_consistency": MetricInfo("mask IoU across mask seeds (fraction)", +1),
     "inheritance_precision": MetricInfo("inheritance precision |C_base ∩ C_tuned| / |C_base|", +1),
     "inheritance_recall": MetricInfo("inheritance recall |C_base ∩ C_tuned| / |C_tuned|", +1),
+    # Context for the masks: how sparse they are and how much of the task the circuit carries alone.
+    "mask_density": MetricInfo("mask density (fraction of units kept)", 0),
+    "faithfulness": MetricInfo("circuit faithfulness (accuracy ratio)", 0),
+    "faithfulness_random": MetricInfo("random-circuit faithfulness (accuracy ratio)", 0),
     # Drift between base and fine-tuned model.
     "weight_drift_upper_share": MetricInfo("share of weight drift in upper half (fraction)", +1),
     "weight_drift_mean_depth": MetricInfo("weight-drift mean depth (0 = first layer, 1 = last)", +1),

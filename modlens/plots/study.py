@@ -15,7 +15,7 @@ from modlens.plots.style import PALETTE, TEMPLATE
 
 LOSS_AXIS = "held-out pretraining loss (nats/token); better pretraining →"
 PANEL_LOSS_AXIS = "pretraining loss (nats/token), better →"
-RHO_AXIS = "Spearman ρ(pretraining loss, metric); ρ < 0: metric rises with better pretraining"
+RHO_AXIS = "Spearman ρ(held-out pretraining loss, metric), unitless"
 _BOTTOM_LEGEND = {"orientation": "h", "yanchor": "top", "x": 0, "xanchor": "left"}
 CONTROL_NAME = "random init (step 0)"
 
@@ -100,15 +100,21 @@ def plot_correlations(
 
     Args:
         correlations: ``modlens.analysis.rank_correlations`` output.
-        scopes: which scopes to show, one trace each (default: all, ``"pooled"`` first).
+        scopes: which scopes to show, one trace each (default: all, ``"pooled"`` first; only ``"pooled"``
+            when there is a single group, which it equals).
         title: figure title.
     """
     _require(correlations, ("metric", "scope", "rho", "ci_low", "ci_high", "n_units", "n_seeds", "note"))
-    scopes = list(dict.fromkeys(correlations["scope"])) if scopes is None else list(scopes)
+    if scopes is None:
+        scopes = list(dict.fromkeys(correlations["scope"]))
+        if len(scopes) == 2 and "pooled" in scopes:  # one group: it is the pooled row, drawn once
+            scopes = ["pooled"]
+    scopes = list(scopes)
     order = [m for m in METRICS_INFO if m in set(correlations["metric"])]
     order += sorted(set(correlations["metric"]) - set(order))
-    pooled = correlations[correlations["scope"] == scopes[0]].set_index("metric")["rho"] if scopes else None
-    ticks = {m: _tick(m, undefined=pooled is not None and m in pooled and not np.isfinite(pooled[m])) for m in order}
+    order.sort(key=lambda m: metric_info(m).direction == 0)  # modularity metrics first, context after
+    first = correlations[correlations["scope"] == scopes[0]].set_index("metric") if scopes else None
+    ticks = {m: _tick(m, None if first is None or m not in first.index else first.loc[m]) for m in order}
     fig = go.Figure()
     for i, scope in enumerate(scopes):
         part = correlations[correlations["scope"] == scope].set_index("metric").reindex(order).dropna(subset=["scope"])
@@ -129,7 +135,8 @@ def plot_correlations(
     fig.add_vline(x=0, line_dash="dot", line_color="#888")
     fig.update_layout(
         template=TEMPLATE,
-        title=title or "Rank correlation with pretraining loss (bootstrap 95% CI over seeds)",
+        title=title
+        or "Rank correlation with pretraining loss (95% CI over seeds); ρ < 0: metric rises with better pretraining",
         scattermode="group",
         height=max(360, 36 * len(order) * max(1, len(scopes)) ** 0.5 + 220),
         width=980,
@@ -137,14 +144,28 @@ def plot_correlations(
         margin={"b": 150},
     )
     fig.update_xaxes(title=RHO_AXIS, range=[-1.05, 1.05])
-    fig.update_yaxes(title="metric [which way is more modular]", autorange="reversed", automargin=True)
+    labels = list(ticks.values())
+    fig.update_yaxes(
+        title="metric [which way is more modular]",
+        autorange="reversed",
+        automargin=True,
+        type="category",
+        categoryorder="array",
+        categoryarray=labels,
+        tickmode="array",
+        tickvals=labels,
+        range=[len(labels) - 0.5, -0.5],
+    )
     return fig
 
 
-def _tick(metric: str, *, undefined: bool = False) -> str:
+def _tick(metric: str, row: pd.Series | None) -> str:
+    """The metric's row label: which way is modular, and why there is no ρ when there is none."""
     direction = metric_info(metric).direction
     tick = f"{metric} [{'higher' if direction > 0 else 'lower'} = modular]" if direction else f"{metric} [context]"
-    return tick + (" (ρ undefined)" if undefined else "")
+    if row is not None and not np.isfinite(row["rho"]):
+        tick += f" (no ρ: {row['note'] or 'undefined'})"
+    return tick
 
 
 def _metric_rows(summary: pd.DataFrame, metric: str) -> pd.DataFrame:

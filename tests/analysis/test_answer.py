@@ -61,6 +61,7 @@ def test_constant_says_undefined():
     corr = _sentence(result, "mask_iou", "correlation")
     assert "undefined because mask_iou or the pretraining loss is constant" in corr.sentence
     assert corr.verdict == "not assessed" and "1 could not be assessed (mask_iou)" in result.summary[0]
+    assert "None could be assessed, so the data do not answer the question." in result.summary[0]
 
 
 def test_group_agreement_is_reported():

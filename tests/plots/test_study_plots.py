@@ -80,3 +80,13 @@ def test_correlations_forest(frame):
     assert "novel_metric [context]" in fig.data[0].y
     assert fig.layout.xaxis.title.text == RHO_AXIS and tuple(fig.layout.xaxis.range) == (-1.05, 1.05)
     assert len(plot_correlations(corr, scopes=["pooled"]).data) == 1
+
+
+def test_correlations_single_group_and_missing_rho():
+    frame = synthetic_study_frame({"mask_iou": (2.0, 0.05), "finetune_steps": (0.0, 0.0)}, seeds=(0, 1, 2))
+    fig = plot_correlations(rank_correlations(frame, n_boot=100))
+    assert [t.name for t in fig.data] == ["pooled"]  # the one group equals the pooled row
+    assert list(fig.layout.yaxis.tickvals) == [
+        "mask_iou [lower = modular]",
+        "finetune_steps [context] (no ρ: constant)",
+    ]
