@@ -153,6 +153,7 @@ def parse_sweep(
         raise ConfigError(f"{where}: needs at least one [[jobs]] table")
     _apply_overrides(data, raw_jobs, parse_overrides(overrides), where)
     try:
+        _check_scalars(SweepSpec, data)
         top = config_from_mapping(SweepSpec, data)
     except ModlensError as err:
         raise ConfigError(f"{where}: {err}") from None
@@ -185,6 +186,18 @@ def _apply_overrides(top: dict[str, Any], jobs: list[dict[str, Any]], pairs: Map
                 job[key] = value
 
 
+def _check_scalars(cls: type, values: Mapping[str, Any]) -> None:
+    """Tables and arrays where a single value belongs are named here (``config_from_mapping`` expects scalars)."""
+    hints = {f.name: f.type for f in dataclasses.fields(cls)}
+    for key, value in values.items():
+        hint = hints.get(key)
+        if hint in (int, float, str, bool, str | None) and isinstance(value, list | dict):
+            raise ConfigError(f"{key} must be a single value, got {value!r}")
+        nested = isinstance(value, list) and any(isinstance(item, list | dict) for item in value)
+        if hint in (tuple[int, ...], tuple[str, ...]) and nested:
+            raise ConfigError(f"{key} must be a list of single values, got {value!r}")
+
+
 def _fields(kind: Any) -> tuple[str, ...]:
     cls = JOB_KINDS.get(kind) if isinstance(kind, str) else kind
     return tuple(f.name for f in dataclasses.fields(cls)) if cls is not None else ()
@@ -193,13 +206,14 @@ def _fields(kind: Any) -> tuple[str, ...]:
 def _job(index: int, raw: Mapping[str, Any], base_dir: Path, where: str) -> Job:
     kind = raw.get("kind")
     context = f"{where}: jobs[{index}]"
-    if kind not in JOB_KINDS:
+    if not isinstance(kind, str) or kind not in JOB_KINDS:
         shown = "no kind" if kind is None else f"unknown kind {kind!r}"
         raise ConfigError(f"{context} has {shown}; valid kinds: {', '.join(JOB_KINDS)}")
     context += f" ({kind})"
     values = dict(raw)
     values.setdefault("name", f"{kind}{index}")
     try:
+        _check_scalars(JOB_KINDS[kind], values)
         job = config_from_mapping(JOB_KINDS[kind], values)
     except ModlensError as err:
         raise ConfigError(f"{context}: {err}") from None
