@@ -12,6 +12,7 @@ import datetime
 import logging
 import multiprocessing
 import platform
+import queue
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -212,14 +213,19 @@ def run_units(
     try:
         opened = open_executor(executor) if isinstance(executor, str) else contextlib.nullcontext(executor)
         with opened as pool:
-            pending: dict[cf.Future, Unit] = {}
+            # Futures report themselves here when done (from executor threads); only this thread writes records.
+            finished: queue.SimpleQueue[tuple[cf.Future, Unit]] = queue.SimpleQueue()
+            recorded = 0
             for unit in todo:
-                pending[pool.submit(call_unit, unit.fn, dict(unit.kwargs))] = unit
+                future = pool.submit(call_unit, unit.fn, dict(unit.kwargs))
+                future.add_done_callback(lambda f, u=unit: finished.put((f, u)))  # type: ignore[misc]
                 # Record what has already finished (all of it, for the in-process executor) before going on.
-                for future in [f for f in pending if f.done()]:
-                    finish(future, pending.pop(future))
-            for future in cf.as_completed(list(pending)):
-                finish(future, pending.pop(future))
+                while not finished.empty():
+                    finish(*finished.get())
+                    recorded += 1
+            while recorded < len(todo):
+                finish(*finished.get())
+                recorded += 1
     finally:
         bar.close()
     if failures:
