@@ -39,12 +39,14 @@ def run(args: argparse.Namespace) -> int:
         ("drift_layers", result.drift_layers),
     ):
         table.to_csv(out / f"{name}.csv", index=False)
-    from modlens.analysis import answer
+    from modlens.report import write_study_report
 
-    verdict = answer(result.metrics)
+    files = write_study_report(out)
     print(f"study {config.fingerprint()} in {out} ({elapsed:.0f} s this run)")
-    print(verdict.question)
-    for sentence in verdict.summary:
+    print(files.answer.question)
+    for sentence in files.answer.summary:
         print(f"- {sentence}")
-    print(f"per-metric findings, figures and tables: {out / 'report.html'}; tables: {out}/*.csv")
+    print(f"per-metric findings, figures and tables: {files.html}")
+    if files.skipped:
+        print(files.skipped)
     return 0

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from modlens.analysis.answer import Answer
 from modlens.errors import ModlensError
 from modlens.plots.drift import plot_drift_by_depth
 from modlens.provenance import provenance as current_provenance
@@ -42,6 +43,7 @@ class StudyReportFiles:
     html: Path
     figures: tuple[Path, ...]
     skipped: str | None
+    answer: Answer
 
 
 def load_study(root: "str | os.PathLike[str]") -> StudyData:
@@ -144,5 +146,4 @@ def write_study_report(
                     written.append(save_figure(figures[index], path, chromium=chromium))
         except ModlensError as err:
             skipped = f"static figures skipped: {err}"
-            log.warning(skipped)
-    return StudyReportFiles(html=target, figures=tuple(written), skipped=skipped)
+    return StudyReportFiles(html=target, figures=tuple(written), skipped=skipped, answer=analysis.answer)

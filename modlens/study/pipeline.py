@@ -89,7 +89,9 @@ def split_tables(frame: pd.DataFrame) -> StudyResult:
     """The store's rows, split by their ``table`` tag, each without the columns it does not use."""
 
     def table(name: str) -> pd.DataFrame:
-        part = frame[frame["table"] == name] if "table" in frame else frame.iloc[0:0]
+        if "table" not in frame:  # an empty store has no columns at all
+            return pd.DataFrame()
+        part = frame[frame["table"] == name]
         return part.drop(columns=["table"]).dropna(axis=1, how="all").reset_index(drop=True)
 
     return StudyResult(metrics=table("metrics"), quality=table("quality"), drift_layers=table("drift_layers"))

@@ -49,6 +49,9 @@ def test_tiny_study_through_the_cli(tmp_path, capsys) -> None:
     # the random-init control and the pretrained checkpoint share nothing but their initialisation
     losses = metrics.groupby("step")["pretrain_loss"].mean()
     assert losses[20] < losses[0]
+    report = (out / "report.html").read_text()
+    assert "How much does pretraining quality affect the modularity of fine-tuned models?" in report
+    assert "random-init control" in report.lower() and report.count("<div") > 3
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["kind"] == "study" and manifest["config"]["seeds"] == [0, 1]
     # rerunning without --resume refuses; with --resume it reuses every record
