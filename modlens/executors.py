@@ -13,6 +13,7 @@ import logging
 import multiprocessing
 import platform
 import queue
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -138,20 +139,32 @@ def _dask_client(spec: str) -> Iterator[Any]:
         client.close()
 
 
+_threads_lock = threading.Lock()
+_threads_state = {"active": 0, "saved": 0}
+
+
 def call_unit(fn: Callable[..., list[dict[str, Any]]], kwargs: Mapping[str, Any]) -> tuple[list[dict], dict]:
     """Runs one unit with one torch thread (restored after); returns its rows and where/how long it ran.
 
-    This is what executors run: a module-level function, so every executor can pickle it.
+    This is what executors run: a module-level function, so every executor can pickle it. The torch
+    thread count is per process, so when units share a process (a Dask worker with several threads) it
+    is restored only after the last of them finishes: no unit ever runs multi-threaded.
     """
     import torch
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    with _threads_lock:
+        if _threads_state["active"] == 0:
+            _threads_state["saved"] = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _threads_state["active"] += 1
     start = time.perf_counter()
     try:
         rows = fn(**kwargs)
     finally:
-        torch.set_num_threads(threads)
+        with _threads_lock:
+            _threads_state["active"] -= 1
+            if _threads_state["active"] == 0:
+                torch.set_num_threads(_threads_state["saved"])
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise TypeError(f"unit function {fn.__module__}.{fn.__qualname__} must return a list of dicts")
     return rows, {"host": platform.node(), "seconds": round(time.perf_counter() - start, 3)}

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -137,3 +138,25 @@ def test_process_killed_mid_run_resumes_to_the_uninterrupted_result(tmp_path):
     uninterrupted = run_units(units, _store(tmp_path / "whole"), progress=False)
     pd.testing.assert_frame_equal(resumed, uninterrupted)
     assert not [p for p in records.iterdir() if p.name.startswith(".")]  # no temp file left behind
+
+
+def _threads_seen(*, delay: float) -> list[dict]:
+    time.sleep(delay)
+    return [{"delay": delay, "threads": torch.get_num_threads()}]
+
+
+def test_open_executor_object_is_used_and_units_sharing_a_process_stay_single_threaded(tmp_path):
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        # Two units overlap in one process; the first to finish must not give the other its threads back.
+        units = [Unit(f"t{d}", _threads_seen, {"delay": d}, {}) for d in (0.05, 0.5)]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            frame = run_units(units, _store(tmp_path / "s"), executor=pool, progress=False)
+            assert pool.submit(int, "3").result() == 3  # left open for the caller
+        assert frame["threads"].tolist() == [1, 1]
+        assert torch.get_num_threads() == 2
+        record = Store.read(tmp_path / "s").records()[0]
+        assert record["meta"]["provenance"]["executor"] == "ThreadPoolExecutor"
+    finally:
+        torch.set_num_threads(before)
