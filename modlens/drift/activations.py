@@ -152,13 +152,17 @@ class _Accumulator:
     n_tokens: int = 0
 
     def update(self, x: Tensor, y: Tensor) -> None:
-        if "linear_cka" in self.measures:
-            self.linear.update(x, y)
-        if "debiased_cka" in self.measures:
-            if x.shape[0] < 4:
-                log.warning("a minibatch of %d positions is too small for debiased CKA; skipped", x.shape[0])
-            else:
-                self.debiased.update(x, y)
+        if "linear_cka" in self.measures or "debiased_cka" in self.measures:
+            # One pair of Gram matrices serves both estimators (see MinibatchCKA.update on centring).
+            xc, yc = x - x.mean(0), y - y.mean(0)
+            gram_x, gram_y = xc @ xc.T, yc @ yc.T
+            if "linear_cka" in self.measures:
+                self.linear.update_grams(gram_x, gram_y)
+            if "debiased_cka" in self.measures:
+                if x.shape[0] < 4:
+                    log.warning("a minibatch of %d positions is too small for debiased CKA; skipped", x.shape[0])
+                else:
+                    self.debiased.update_grams(gram_x, gram_y)
         self.cos_sum += float(torch.nn.functional.cosine_similarity(x, y, dim=-1).double().sum())
         self.diff_norm_sum += float((y - x).norm(dim=-1).double().sum())
         self.base_norm_sum += float(x.norm(dim=-1).double().sum())

@@ -124,12 +124,16 @@ class MinibatchCKA:
         y = y.to(torch.float32)
         x = x - x.mean(0)
         y = y - y.mean(0)
-        kx = center_gram(x @ x.T, unbiased=self.debiased)
-        ky = center_gram(y @ y.T, unbiased=self.debiased)
+        self.update_grams(x @ x.T, y @ y.T)
+
+    def update_grams(self, gram_x: Gram, gram_y: Gram) -> None:
+        """Adds one minibatch given its linear Gram matrices (lets several estimators share one product)."""
+        kx = center_gram(gram_x, unbiased=self.debiased)
+        ky = center_gram(gram_y, unbiased=self.debiased)
         self.xy += float((kx * ky).sum())
         self.xx += float((kx * kx).sum())
         self.yy += float((ky * ky).sum())
-        self.n_examples += int(x.shape[0])
+        self.n_examples += int(gram_x.shape[0])
         self.n_batches += 1
 
     def value(self) -> float:

@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 ATTENTION_MATRICES = ("W_Q", "W_K", "W_V", "W_O")
 MLP_MATRICES = ("W_in", "W_gate", "W_out")
 EMBEDDING_MATRICES = ("W_E", "W_pos", "W_U")
+_SLICE_WEIGHTS = 2**22
 WEIGHT_COLUMNS = (
     "layer",
     "matrix",
@@ -108,7 +109,11 @@ def _stack_rows(
 ) -> list[dict[str, object]]:
     """One row per matrix of a ``[layer, d_in, d_out]`` stack, or of a ``[(layer head), d_in, d_out]`` stack
     when ``heads`` is given (all heads in one batched call: far fewer small ops)."""
-    stats = {k: v.tolist() for k, v in _stats(a, b, top_k).items()}
+    # Slices of at most ~4M weights: float64 copies and temporaries of a whole [layer, d_model, d_mlp]
+    # stack of a GPT-2-small-sized model would take about a gigabyte.
+    step = max(1, _SLICE_WEIGHTS // (a.shape[-2] * a.shape[-1]))
+    parts = [_stats(a[i : i + step], b[i : i + step], top_k) for i in range(0, a.shape[0], step)]
+    stats = {k: torch.cat([p[k] for p in parts]).tolist() for k in parts[0]}
     size = a.shape[-2] * a.shape[-1]
     index = [(layer, h) for layer in layers for h in range(heads)] if heads else [(layer, head) for layer in layers]
     return [
@@ -119,7 +124,7 @@ def _stack_rows(
 
 def _stats(a: Tensor, b: Tensor, top_k: int) -> dict[str, Tensor]:
     """Frobenius and spectral statistics of each matrix in a stack, in float64."""
-    if a.numel() <= 2**25:  # convert once; only embedding-sized matrices stay chunked (see ``_chunked``)
+    if a.numel() <= _SLICE_WEIGHTS:  # convert once; embedding-sized matrices stay chunked (see ``_chunked``)
         a, b = a.to(torch.float64), b.to(torch.float64)
     sums = _chunked(
         lambda x, y: torch.stack(
