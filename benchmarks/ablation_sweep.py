@@ -15,13 +15,14 @@ Usage:
 """
 
 import argparse
+import gc
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -76,13 +77,32 @@ def peak_memory_mb(case: str, name: str, args: argparse.Namespace) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def memory_child(case: str, name: str, args: argparse.Namespace) -> None:
+    """Prints the peak resident memory one run adds over the memory held before it (sampled every 2 ms)."""
     model, batch, comps, _ = CASES[case](args)
-    model.bridge  # noqa: B018 - boot the bridge before the baseline, both methods pay for it equally
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    run_method(name, model, batch, comps[:1], args.method)  # warm-up: bridge booted, code paths touched
+    gc.collect()
+    before = _rss_mb()
+    peak = before
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _rss_mb())
+            time.sleep(0.002)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     run_method(name, model, batch, comps, args.method)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print((after - before) / 1024)  # kB on Linux
+    done.set()
+    sampler.join()
+    print(max(peak, _rss_mb()) - before)
 
 
 def bench_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -130,6 +150,7 @@ def main() -> None:
     parser.add_argument("--small-examples", type=int, default=128, help="examples in the small case's batch")
     parser.add_argument("--gpt2-heads-per-layer", type=int, default=12, help="heads per layer in the gpt2 case")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--memory-only", action="store_true", help="only measure peak memory (no timing)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     parser.add_argument("--json", metavar="PATH", help="write the figures as JSON")
     parser.add_argument("--memory-child", nargs=2, metavar=("CASE", "METHOD"), help=argparse.SUPPRESS)
@@ -139,6 +160,13 @@ def main() -> None:
         memory_child(*args.memory_child, args)
         return
     cases = list(CASES) if args.case == "all" else [args.case]
+    if args.memory_only:
+        memory = {c: {f"{m}_peak_mb": peak_memory_mb(c, m, args) for m in ("loop", "sweep")} for c in cases}
+        print(json.dumps(memory, indent=2))
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(memory, f, indent=2)
+        return
     report = {
         "machine": {
             "cpu_count": os.cpu_count(),
