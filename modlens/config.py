@@ -103,7 +103,7 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
             if not isinstance(value, str):
                 raise ValueError
             return value
-    except ValueError:
+    except (TypeError, ValueError):  # TypeError: a list or table where a scalar belongs
         raise ConfigError(f"{key} must be {hint.__name__}, got {value!r}") from None
     return value
 

@@ -4,7 +4,7 @@ import argparse
 
 from modlens.errors import TaskError
 from modlens.models import Model, load_model
-from modlens.tasks import Batch, SyntheticTask, TaskLayout, load_prompt_batch
+from modlens.tasks import Batch, SyntheticTask, load_prompt_batch, task_layout_of
 
 
 def add_task_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,24 +34,10 @@ def task_batch(model: Model, args: argparse.Namespace) -> Batch:
         return load_prompt_batch(args.prompts, model.tokenizer, n_ctx=model.spec.n_ctx)
     if args.n_examples <= 0:
         raise TaskError(f"--n-examples must be positive, got {args.n_examples}")
-    layout = layout_of(model)
+    layout = task_layout_of(model)
     task = SyntheticTask.from_name(args.task, layout)
     if layout.seq_len > model.spec.n_ctx:
         raise TaskError(
             f"task sequences are {layout.seq_len} tokens, longer than the model's context {model.spec.n_ctx}"
         )
     return task.sample(args.n_examples, split="test", seed=args.seed)
-
-
-def layout_of(model: Model) -> TaskLayout:
-    """The synthetic layout a model was trained with (recorded in its provenance), or the default."""
-    from modlens.models import read_provenance
-
-    recorded = read_provenance(model.source).get("layout") if model.source else None
-    layout = TaskLayout(**recorded) if isinstance(recorded, dict) else TaskLayout()
-    if model.spec.d_vocab < layout.vocab.size:
-        raise TaskError(
-            f"synthetic tasks need a vocabulary of {layout.vocab.size} tokens, the model has {model.spec.d_vocab}; "
-            "use --prompts with this model"
-        )
-    return layout

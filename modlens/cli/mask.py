@@ -4,13 +4,13 @@ import argparse
 
 import pandas as pd
 
-from modlens.cli.common import add_model_arguments, add_task_arguments, layout_of, load_cli_model, task_batch
+from modlens.cli.common import add_model_arguments, add_task_arguments, load_cli_model, task_batch
 from modlens.masks import GRANULARITIES, METHODS, REPLACEMENTS, Replacement, fit_mask, save_mask
 from modlens.modularity import masked_accuracy
 from modlens.outputs import check_out_dir, write_outputs
 from modlens.plots.masks import plot_mask_density
 from modlens.report import save_figure_html
-from modlens.tasks import SyntheticTask, answer_accuracy
+from modlens.tasks import SyntheticTask, answer_accuracy, task_layout_of
 
 HELP = "learn the sparse subnetwork (mask) a model uses for a task; write the mask, a summary and a density figure"
 
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if args.prompts:
         fit_batch = evaluation
     else:  # fit on the train split, report on the held-out test split
-        fit_batch = SyntheticTask.from_name(args.task, layout_of(model)).sample(
+        fit_batch = SyntheticTask.from_name(args.task, task_layout_of(model)).sample(
             args.n_examples, split="train", seed=args.seed
         )
     mask = fit_mask(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from modlens.executors import Unit, run_units
+from modlens.executors import Unit, open_executor, run_units
 from modlens.store import Store
 from modlens.study.config import StudyConfig
 from modlens.study.units import checkpoint_unit, pretrain_unit
@@ -76,12 +76,14 @@ def run_study(
         replace: discard a store of a different study in ``out_dir``.
         progress: show progress bars.
     """
-    store = Store.open(out_dir, kind="study", config=study.as_dict(), allow_replace=replace, resume=resume)
-    models_root = Path(out_dir) / MODELS_DIR
-    models_root.mkdir(parents=True, exist_ok=True)
-    remove_stale_staging(models_root)
-    run_units(plan_pretraining(study, models_root), store, executor=executor, progress=progress)
-    frame = run_units(plan_checkpoints(study, models_root), store, executor=executor, progress=progress)
+    # The executor first: an unreachable cluster then leaves no store behind, and one pool serves both phases.
+    with open_executor(executor) as pool:
+        store = Store.open(out_dir, kind="study", config=study.as_dict(), allow_replace=replace, resume=resume)
+        models_root = Path(out_dir) / MODELS_DIR
+        models_root.mkdir(parents=True, exist_ok=True)
+        remove_stale_staging(models_root)
+        run_units(plan_pretraining(study, models_root), store, executor=pool, progress=progress)
+        frame = run_units(plan_checkpoints(study, models_root), store, executor=pool, progress=progress)
     return split_tables(frame)
 
 

@@ -13,7 +13,6 @@ from typing import Any
 import pandas as pd
 
 from modlens.ablation import run_ablation_sweep
-from modlens.cli.common import layout_of
 from modlens.components import SELECTIONS, parse_components, select_components
 from modlens.drift import (
     check_tokenizers,
@@ -27,6 +26,7 @@ from modlens.masks import fit_mask
 from modlens.models import Model, check_pair, load_model
 from modlens.modularity import masked_accuracy
 from modlens.tasks import METRICS, Batch, SyntheticTask, answer_accuracy, load_prompt_batch
+from modlens.tasks.model_layout import task_layout_of
 
 Row = dict[str, Any]
 
@@ -48,7 +48,7 @@ def task_batch(model: Model, task: Mapping[str, Any], *, n: int, seed: int, spli
     """A synthetic task's ``split`` (``n`` examples drawn with ``seed``), or a whole prompts file."""
     if task.get("prompts"):
         return load_prompt_batch(task["prompts"], model.tokenizer, n_ctx=model.spec.n_ctx)
-    layout = layout_of(model)
+    layout = task_layout_of(model)
     if layout.seq_len > model.spec.n_ctx:
         raise TaskError(f"task sequences are {layout.seq_len} tokens, longer than the model's context")
     return SyntheticTask.from_name(task["name"], layout).sample(n, split=split, seed=seed)  # type: ignore[arg-type]

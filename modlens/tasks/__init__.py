@@ -13,6 +13,7 @@ from modlens.tasks.metrics import (
     token_accuracy,
     token_losses,
 )
+from modlens.tasks.model_layout import task_layout_of
 from modlens.tasks.operations import OPERATIONS, PRIMITIVES, apply_ops, composites, parse_task_name, task_name
 from modlens.tasks.prompts import encode_prompts, load_prompt_batch, load_prompts
 from modlens.tasks.synthetic import SPLITS, SyntheticTask, TaskLayout, decode, sample_mixture, split_of
@@ -43,6 +44,7 @@ __all__ = [
     "parse_task_name",
     "sample_mixture",
     "split_of",
+    "task_layout_of",
     "task_name",
     "token_accuracy",
     "token_losses",
