@@ -13,7 +13,15 @@ def _commands() -> dict[str, ModuleType]:
     """Subcommand modules by name; each has ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``."""
     from modlens.cli import ablate, drift, mask, report, study, sweep, zoo
 
-    return {"study": study, "zoo": zoo, "ablate": ablate, "drift": drift, "mask": mask, "sweep": sweep, "report": report}
+    return {
+        "study": study,
+        "zoo": zoo,
+        "ablate": ablate,
+        "drift": drift,
+        "mask": mask,
+        "sweep": sweep,
+        "report": report,
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
