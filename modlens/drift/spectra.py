@@ -77,7 +77,7 @@ def _mean_principal_angle(u: Tensor, v: Tensor) -> Tensor:
     return torch.rad2deg(principal_angles(u, v).mean(-1))
 
 
-_CHUNK_ROWS = 4096
+_CHUNK_ROWS = 1024
 
 
 @contextlib.contextmanager
@@ -98,7 +98,10 @@ def _single_threaded() -> Iterator[None]:
 
 def _chunked(fn: Callable[[Tensor, Tensor], Tensor], a: Tensor, b: Tensor) -> Tensor:
     """Sums ``fn`` (a reduction over the row axis) over float64 row chunks, so a large embedding matrix is
-    never copied to float64 whole."""
+    never copied to float64 whole. Wide matrices are chunked along their columns instead (``fn`` then sees
+    the transposes, so it must not care: Frobenius sums don't)."""
+    if a.shape[-1] > a.shape[-2]:
+        a, b = a.mT, b.mT
     parts = (
         fn(a[..., i : i + _CHUNK_ROWS, :].to(torch.float64), b[..., i : i + _CHUNK_ROWS, :].to(torch.float64))
         for i in range(0, a.shape[-2], _CHUNK_ROWS)

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 ATTENTION_MATRICES = ("W_Q", "W_K", "W_V", "W_O")
 MLP_MATRICES = ("W_in", "W_gate", "W_out")
 EMBEDDING_MATRICES = ("W_E", "W_pos", "W_U")
-_SLICE_WEIGHTS = 2**22
+_SLICE_WEIGHTS = 2**20
 WEIGHT_COLUMNS = (
     "layer",
     "matrix",
@@ -109,7 +109,7 @@ def _stack_rows(
 ) -> list[dict[str, object]]:
     """One row per matrix of a ``[layer, d_in, d_out]`` stack, or of a ``[(layer head), d_in, d_out]`` stack
     when ``heads`` is given (all heads in one batched call: far fewer small ops)."""
-    # Slices of at most ~4M weights: float64 copies and temporaries of a whole [layer, d_model, d_mlp]
+    # Slices of at most ~1M weights: float64 copies and temporaries of a whole [layer, d_model, d_mlp]
     # stack of a GPT-2-small-sized model would take about a gigabyte.
     step = max(1, _SLICE_WEIGHTS // (a.shape[-2] * a.shape[-1]))
     parts = [_stats(a[i : i + step], b[i : i + step], top_k) for i in range(0, a.shape[0], step)]
