@@ -88,12 +88,12 @@ def check_pair(base: Model, tuned: Model) -> None:
     check_spec_pair(base.spec, tuned.spec)
 
 
-@functools.lru_cache(maxsize=8)
 def _id_tokenizer(spec: ModelSpec) -> PreTrainedTokenizerBase:
     """A stand-in tokenizer for models that came without one: token ``<i>`` is id ``i``.
 
     The bridge insists on a tokenizer loaded from disk; this keeps tokenizer-less models usable with
-    token tensors (string input then reads ``"<3> <17>"``).
+    token tensors (string input then reads ``"<3> <17>"``). Built afresh for every bridge: booting a
+    bridge reconfigures the tokenizer it is given.
     """
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast

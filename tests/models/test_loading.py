@@ -66,6 +66,13 @@ def test_load_from_hf_module_and_bridge(tokenizer) -> None:
     assert load_model(from_hf) is from_hf
 
 
+def test_two_tokenizerless_models_each_get_a_bridge(tokenizer) -> None:
+    a, b = (load_model(tiny_hf_model("gpt2", d_vocab=30, n_layers=1, d_model=32, n_heads=4, seed=s)) for s in (0, 1))
+    tokens = torch.randint(0, 30, (2, 6), generator=torch.Generator().manual_seed(4))
+    for model in (a, b):
+        torch.testing.assert_close(model.bridge(tokens), model.logits(tokens), atol=1e-4, rtol=0)
+
+
 def test_neox_bridge_weights_are_written_back_when_unwrapping(tokenizer) -> None:
     """The NeoX bridge trains copies of q/k/v; unwrapping must carry edits to them into query_key_value."""
     model = load_model(tiny_hf_model("gpt_neox", d_vocab=len(tokenizer), n_layers=1, d_model=32, n_heads=4, n_ctx=16))
