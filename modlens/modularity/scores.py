@@ -54,9 +54,7 @@ def subnetwork_score(
 
     ``max(acc_sub(target), c) − max(acc_sub(other), c)``; expected > 0 for a mask of the target subroutine.
     """
-    acc_t = masked_accuracy(model, mask, target, keep="inside", method=method, metric=metric)
-    acc_o = masked_accuracy(model, mask, other, keep="inside", method=method, metric=metric)
-    return lepori_score(acc_t, acc_o, chance_target=chance_for(metric, target), chance_other=chance_for(metric, other))
+    return _masked_lepori(model, mask, target, other, keep="inside", method=method, metric=metric)
 
 
 def ablation_score(
@@ -72,8 +70,15 @@ def ablation_score(
 
     ``max(acc_abl(target), c) − max(acc_abl(other), c)``; expected < 0 for a modular model.
     """
-    acc_t = masked_accuracy(model, mask, target, keep="outside", method=method, metric=metric)
-    acc_o = masked_accuracy(model, mask, other, keep="outside", method=method, metric=metric)
+    return _masked_lepori(model, mask, target, other, keep="outside", method=method, metric=metric)
+
+
+def _masked_lepori(
+    model: Model, mask: Mask, target: Batch, other: Batch, *, keep: str, method: Replacement, metric: Metric
+) -> float:
+    """The Lepori difference of masked accuracies on the target and the other subroutine."""
+    acc_t = masked_accuracy(model, mask, target, keep=keep, method=method, metric=metric)
+    acc_o = masked_accuracy(model, mask, other, keep=keep, method=method, metric=metric)
     return lepori_score(acc_t, acc_o, chance_target=chance_for(metric, target), chance_other=chance_for(metric, other))
 
 
