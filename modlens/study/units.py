@@ -140,27 +140,23 @@ def _modularity(model: Model, base: Model, study: StudyConfig, layout: Any) -> d
     with warnings.catch_warnings():
         # The random-init control scores at chance by design; its "nothing to localize" warning is expected.
         warnings.simplefilter("ignore", UserWarning)
-        frame = _run_modularity(model, base, study, subroutines)
+        frame = run_modularity(
+            model,
+            subroutines,
+            seeds=study.mask_seeds,
+            sparsity=study.mask_sparsity,
+            steps=study.mask_steps,
+            n_fit=study.n_mask_examples,
+            n_eval=study.n_mask_examples,
+            n_random=1,
+            base=base,
+        )
     out: dict[tuple[str, str], float] = {}
     for (name, sub), part in frame[frame["metric"].isin(list(_MODULARITY_METRICS))].groupby(["metric", "subroutine"]):
         # IoU/IoMin are symmetric between the two subroutines: report them once.
         key = (_MODULARITY_METRICS[name], "" if name in ("iou", "iomin") else str(sub))
         out[key] = float(part["value"].mean())
     return out
-
-
-def _run_modularity(model: Model, base: Model, study: StudyConfig, subroutines: dict) -> pd.DataFrame:
-    return run_modularity(
-        model,
-        subroutines,
-        seeds=study.mask_seeds,
-        sparsity=study.mask_sparsity,
-        steps=study.mask_steps,
-        n_fit=study.n_mask_examples,
-        n_eval=study.n_mask_examples,
-        n_random=1,
-        base=base,
-    )
 
 
 def _drift(base: Model, tuned: Model, batch: Any) -> tuple[dict[tuple[str, str], float], list[dict[str, Any]]]:
