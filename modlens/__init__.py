@@ -17,6 +17,7 @@ from modlens.errors import ConfigError, ModelLoadError, ModlensError, PairMismat
 from modlens.masks import Mask, MaskError, fit_mask, load_mask, masked, save_mask
 from modlens.models import Model, ModelSpec, check_pair, load_model, save_model, tiny_model
 from modlens.modularity import run_modularity
+from modlens.progress import set_progress
 from modlens.tasks import (
     Batch,
     SyntheticTask,
@@ -72,6 +73,7 @@ __all__ = [
     "run_weight_drift",
     "save_mask",
     "save_model",
+    "set_progress",
     "tiny_model",
     "token_accuracy",
 ]

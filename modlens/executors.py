@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from modlens.errors import ModlensError
+from modlens.progress import progress_bar
 from modlens.provenance import provenance
 from modlens.store import Store
 
@@ -192,8 +193,6 @@ def run_units(
         UnitsFailedError: some units raised (named in the message); the rest are recorded, so rerunning with
             the same store runs only the failed ones.
     """
-    from tqdm.auto import tqdm
-
     keys = [u.key for u in units]
     if len(set(keys)) != len(keys):
         dupes = sorted({k for k in keys if keys.count(k) > 1})
@@ -206,7 +205,7 @@ def run_units(
         return store.frame()
     context = provenance(executor=name)
     failures: dict[str, BaseException] = {}
-    bar = tqdm(total=len(units), initial=len(units) - len(todo), disable=not progress, unit="unit", desc="units")
+    bar = progress_bar(total=len(units), initial=len(units) - len(todo), enabled=progress, unit="unit", desc="units")
 
     def finish(future: cf.Future, unit: Unit) -> None:
         try:

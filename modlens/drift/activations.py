@@ -14,6 +14,7 @@ from modlens._typing import Bool, Tensor
 from modlens.drift.cka import MinibatchCKA
 from modlens.errors import PairMismatchError, TaskError
 from modlens.models import Model, check_pair
+from modlens.progress import progress_bar
 from modlens.tasks import Batch
 
 log = logging.getLogger(__name__)
@@ -75,11 +76,9 @@ def run_activation_drift(
     n_layers = base.spec.n_layers
     names = [(layer, hook) for layer in range(n_layers) for hook in HOOKS]
     stats = {key: _Accumulator(measures) for key in names}
-    from tqdm.auto import tqdm
-
     valid_all = real_positions(batch.answer_mask)
     with torch.no_grad():
-        for start in tqdm(range(0, len(batch), batch_size), disable=not progress, desc="activation drift"):
+        for start in progress_bar(range(0, len(batch), batch_size), enabled=progress, desc="activation drift"):
             tokens = batch.tokens[start : start + batch_size]
             valid = valid_all[start : start + batch_size].reshape(-1).to(base.device)
             acts0 = _activations(base, tokens, n_layers)

@@ -7,7 +7,6 @@ import warnings
 from typing import Any, Literal
 
 import torch
-from tqdm.auto import tqdm
 
 from modlens._typing import Tensor
 from modlens.masks.apply import Replacement, install, mean_activations, weight_layouts, weight_shapes
@@ -16,6 +15,7 @@ from modlens.masks.continuous_sparsification import ContinuousSparsification
 from modlens.masks.hard_concrete import HardConcrete
 from modlens.masks.mask import GRANULARITIES, Mask, MaskError, shape_of
 from modlens.models.model import Model
+from modlens.progress import progress_bar
 from modlens.tasks.batch import Batch
 from modlens.tasks.metrics import Metric, answer_accuracy, loss
 
@@ -110,7 +110,7 @@ def fit_mask(
     values: dict[str, Tensor] = {k: torch.ones(s, device=device, dtype=dtype) for k, s in shapes.items()}
     history: list[float] = []
     with install(model, granularity, values, baselines) as bridge:
-        for step in tqdm(range(steps), disable=not progress, desc=f"mask ({method})"):
+        for step in progress_bar(range(steps), enabled=progress, desc=f"mask ({method})"):
             idx = torch.randperm(len(batch), generator=gen)[:batch_size]
             sub = batch[idx].to(device)
             samples = {k: algo.sample(v, step, steps, gen).to(dtype) for k, v in logits.items()}

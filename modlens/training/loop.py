@@ -7,9 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
+from modlens.progress import progress_bar
 from modlens.tasks.batch import Batch
 from modlens.tasks.metrics import loss
 
@@ -89,7 +89,7 @@ def train(
         torch.manual_seed(seed)
         if on_step is not None and on_step(0, hf):
             return 0
-        bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
+        bar = progress_bar(range(steps), enabled=progress, desc=desc, leave=False)
         for step in bar:
             batch = sampler(step).to(device)
             value = loss(hf(batch.tokens).logits, batch)

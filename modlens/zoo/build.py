@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from modlens.errors import ModlensError
 from modlens.models.factory import tiny_model
 from modlens.models.loading import load_model
 from modlens.models.model import Model
 from modlens.models.saving import save_model
+from modlens.progress import progress_bar
 from modlens.provenance import provenance
 from modlens.tasks.metrics import evaluate
 from modlens.tasks.operations import PRIMITIVES
@@ -90,7 +90,7 @@ def build_family(
     todo = [m for m in members(config) if not (root / m.name).is_dir()]
     if todo:
         log.info("building %d of %d family members in %s", len(todo), len(members(config)), root)
-    for member in tqdm(todo, desc="family", disable=not progress):
+    for member in progress_bar(todo, enabled=progress, desc="family"):
         build_member(config, member, root, progress=progress)
     return Family(config, root)
 
