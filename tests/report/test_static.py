@@ -4,7 +4,7 @@ import plotly.graph_objects as go
 import pytest
 
 from modlens.errors import ModlensError
-from modlens.report import find_chromium, save_figure
+from modlens.report import save_figure
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +35,12 @@ def test_no_chromium_message(fig, tmp_path, monkeypatch):
         save_figure(fig, tmp_path / "f.png")
 
 
-def test_png_export(fig, tmp_path):
-    pytest.importorskip("kaleido", reason="static export needs kaleido")
-    if find_chromium() is None:
-        pytest.skip("no Chrome/Chromium on this machine (apt-get install chromium); static export untestable")
-    path = save_figure(fig, tmp_path / "f.png")
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "svg": b"<svg", "pdf": b"%PDF"}
+
+
+@pytest.mark.parametrize("suffix", sorted(MAGIC))
+def test_static_export(fig, tmp_path, chromium, suffix):
+    path = save_figure(fig, tmp_path / f"f.{suffix}", chromium=chromium)
+    data = path.read_bytes()
+    assert data.startswith(MAGIC[suffix])
+    assert len(data) > 1000  # a rendered figure, not an empty shell
