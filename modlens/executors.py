@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from modlens.allocator import relax_low_trim_threshold
 from modlens.errors import ModlensError
 from modlens.progress import progress_bar
 from modlens.provenance import provenance
@@ -149,10 +150,12 @@ def call_unit(fn: Callable[..., list[dict[str, Any]]], kwargs: Mapping[str, Any]
 
     This is what executors run: a module-level function, so every executor can pickle it. The torch
     thread count is per process, so when units share a process (a Dask worker with several threads) it
-    is restored only after the last of them finishes: no unit ever runs multi-threaded.
+    is restored only after the last of them finishes: no unit ever runs multi-threaded. A low glibc trim
+    threshold (Dask workers' default) is raised first, see ``modlens.allocator``.
     """
     import torch
 
+    relax_low_trim_threshold()
     with _threads_lock:
         if _threads_state["active"] == 0:
             _threads_state["saved"] = torch.get_num_threads()
