@@ -40,6 +40,8 @@ def test_local_run_records_every_unit_and_restores_threads(tmp_path):
     assert record["meta"]["seed"] == 0
     assert record["meta"]["provenance"]["executor"] == "local"
     assert "git_commit" in record["meta"]["provenance"]
+    timing = record["meta"]["provenance"]
+    assert timing["seconds"] >= 0 and 0 <= timing["cpu_seconds"] <= timing["seconds"] + 0.05
 
 
 def test_resume_runs_only_missing_units(tmp_path):
