@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
         ("metrics", result.metrics),
         ("quality", result.quality),
         ("drift_layers", result.drift_layers),
+        ("mask_layers", result.mask_layers),
     ):
         table.to_csv(out / f"{name}.csv", index=False)
     from modlens.report import write_study_report

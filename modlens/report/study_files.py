@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 from modlens.analysis.answer import Answer
 from modlens.errors import ModlensError
 from modlens.plots.drift import plot_drift_by_depth
+from modlens.plots.masks import plot_mask_density
 from modlens.provenance import provenance as current_provenance
 from modlens.report.static import save_figure
 from modlens.report.study_report import REPORT_FILE, analyse_study, render_study_report, study_figures
@@ -32,6 +33,7 @@ class StudyData:
     root: Path
     metrics: pd.DataFrame
     drift_layers: pd.DataFrame
+    mask_layers: pd.DataFrame
     config: dict[str, Any]
     provenance: dict[str, Any]
 
@@ -70,6 +72,7 @@ def load_study(root: "str | os.PathLike[str]") -> StudyData:
         root=path,
         metrics=tables.metrics,
         drift_layers=tables.drift_layers,
+        mask_layers=tables.mask_layers,
         config=store.config,
         provenance=dict(store.manifest.get("provenance") or {}),
     )
@@ -90,6 +93,22 @@ def drift_figures(drift_layers: pd.DataFrame) -> dict[str, go.Figure]:
         per = drift_layers.groupby(["depth", "step", "layer"], as_index=False)[column].mean()
         per["model"] = [f"{d} layers, step {s}" for d, s in zip(per["depth"], per["step"], strict=True)]
         figures[heading] = plot_drift_by_depth(per, value=column, title=heading)
+    return figures
+
+
+def mask_figures(mask_layers: pd.DataFrame) -> dict[str, go.Figure]:
+    """Kept fraction of the tuned models' subroutine masks per layer, one figure per depth, bars per
+    pretraining step and unit group (mean over seeds, corpora, subroutines and mask seeds)."""
+    figures: dict[str, go.Figure] = {}
+    needed = {"model", "depth", "step", "layer", "group", "density"}
+    if mask_layers.empty or not needed <= set(mask_layers.columns):
+        return figures
+    tuned = mask_layers[mask_layers["model"] == "tuned"]
+    for depth, part in tuned.groupby("depth"):
+        per = part.groupby(["step", "layer", "group"], as_index=False)["density"].mean()
+        per["mask"] = [f"step {s}" for s in per["step"]]
+        heading = f"Mask density by layer ({depth} layer{'' if depth == 1 else 's'}; tuned models)"
+        figures[heading] = plot_mask_density(per, title=heading)
     return figures
 
 
@@ -114,7 +133,7 @@ def write_study_report(
         out: the HTML file (default: ``root/report.html``).
         static: also write the static figures.
         chromium: browser for static export (default: see ``modlens.report.find_chromium``).
-        extra_figures: figures added after the drift figures built from the store.
+        extra_figures: figures added after the drift and mask figures built from the store.
         n_boot, seed: the bootstrap.
     """
     study = load_study(root)
@@ -124,7 +143,7 @@ def write_study_report(
         analysis,
         config=study.config,
         provenance={"study": study.provenance, "report": current_provenance(n_boot=n_boot, bootstrap_seed=seed)},
-        extra_figures={**drift_figures(study.drift_layers), **extra_figures},
+        extra_figures={**drift_figures(study.drift_layers), **mask_figures(study.mask_layers), **extra_figures},
         title=f"modlens study: {study.root.name}",
         n_boot=n_boot,
         seed=seed,

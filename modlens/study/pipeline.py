@@ -23,11 +23,13 @@ MODELS_DIR = "models"
 
 @dataclass(frozen=True)
 class StudyResult:
-    """The study's tables: ``metrics`` (what the analysis reads), ``quality`` and ``drift_layers``."""
+    """The study's tables: ``metrics`` (what the analysis reads), ``quality``, ``drift_layers`` and
+    ``mask_layers`` (mask density per layer, unit group, subroutine, for tuned and base models)."""
 
     metrics: pd.DataFrame
     quality: pd.DataFrame
     drift_layers: pd.DataFrame
+    mask_layers: pd.DataFrame
 
 
 def plan_pretraining(study: StudyConfig, models_root: Path) -> list[Unit]:
@@ -96,4 +98,9 @@ def split_tables(frame: pd.DataFrame) -> StudyResult:
         part = frame[frame["table"] == name]
         return part.drop(columns=["table"]).dropna(axis=1, how="all").reset_index(drop=True)
 
-    return StudyResult(metrics=table("metrics"), quality=table("quality"), drift_layers=table("drift_layers"))
+    return StudyResult(
+        metrics=table("metrics"),
+        quality=table("quality"),
+        drift_layers=table("drift_layers"),
+        mask_layers=table("mask_layers"),
+    )

@@ -2,7 +2,8 @@
 
 Every unit returns tidy rows (dicts of JSON-ready scalars) tagged with a ``table``: ``"quality"`` (the
 family's measured pretraining quality), ``"metrics"`` (one row per metric and subroutine, the frame the
-analysis reads) or ``"drift_layers"`` (per-layer drift, for figures).
+analysis reads), ``"drift_layers"`` (per-layer drift) or ``"mask_layers"`` (per-layer mask density), the
+last two for figures.
 """
 
 import math
@@ -83,7 +84,8 @@ def checkpoint_unit(
     metrics[("primitive_retention", "")] = (
         after / pretrain_accuracy if pretrain_accuracy >= MIN_BASE_ACCURACY_FOR_RETENTION else math.nan
     )
-    metrics.update(_modularity(model, base, study, layout))
+    modularity, mask_layers = _modularity(model, base, study, layout)
+    metrics.update(modularity)
     drift_metrics, drift_layers = _drift(base, model, finetune_test)
     metrics.update(drift_metrics)
     if study.disentanglement:
@@ -103,6 +105,7 @@ def checkpoint_unit(
         for (name, sub), value in metrics.items()
     ]
     rows += [{"table": "drift_layers", **common, **layer_row} for layer_row in drift_layers]
+    rows += [{"table": "mask_layers", **common, **layer_row} for layer_row in mask_layers]
     return rows
 
 
@@ -135,7 +138,11 @@ _MODULARITY_METRICS = {
 }
 
 
-def _modularity(model: Model, base: Model, study: StudyConfig, layout: Any) -> dict[tuple[str, str], float]:
+def _modularity(
+    model: Model, base: Model, study: StudyConfig, layout: Any
+) -> tuple[dict[tuple[str, str], float], list[dict[str, Any]]]:
+    """The modularity metrics (means over mask seeds), and the masks' kept fraction per layer and unit group
+    (``model`` tuned or base, per subroutine, mean over mask seeds)."""
     subroutines = {name: SyntheticTask((name,), layout) for name in study.subroutines}
     with warnings.catch_warnings():
         # The random-init control scores at chance by design; its "nothing to localize" warning is expected.
@@ -156,7 +163,21 @@ def _modularity(model: Model, base: Model, study: StudyConfig, layout: Any) -> d
         # IoU/IoMin are symmetric between the two subroutines: report them once.
         key = (_MODULARITY_METRICS[name], "" if name in ("iou", "iomin") else str(sub))
         out[key] = float(part["value"].mean())
-    return out
+    return out, _mask_layers(frame)
+
+
+def _mask_layers(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    parts = []
+    for model_name, attr in (("tuned", "masks"), ("base", "base_masks")):
+        for (subroutine, _seed), mask in frame.attrs.get(attr, {}).items():
+            parts.append(mask.density_by_layer().assign(model=model_name, subroutine=subroutine))
+    if not parts:
+        return []
+    keys = ["model", "subroutine", "layer", "group"]
+    per_layer = pd.concat(parts).groupby(keys, as_index=False, sort=True)["density"].mean()
+    return [
+        {**row, "layer": int(row["layer"]), "density": float(row["density"])} for row in per_layer.to_dict("records")
+    ]
 
 
 def _drift(base: Model, tuned: Model, batch: Any) -> tuple[dict[tuple[str, str], float], list[dict[str, Any]]]:

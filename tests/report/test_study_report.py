@@ -4,6 +4,7 @@ import html
 import json
 import re
 
+import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
@@ -75,6 +76,13 @@ def _study_store(root, frame):
             | {"layer": layer, "weight_rel_change": 0.1 * (layer + 1), "cka_drift": 0.05 * layer}
             for layer in range(int(first["depth"]))
         ]
+        rows += [
+            {"table": "mask_layers", **{k: first[k] for k in ("depth", "seed", "corpus", "step", "label_noise")}}
+            | {"model": model, "subroutine": "a", "layer": layer, "group": group, "density": 0.25 * (layer + 1)}
+            for model in ("tuned", "base")
+            for layer in range(int(first["depth"]))
+            for group in ("heads", "mlp")
+        ]
         store.write(str(unit), rows, meta={"phase": "finetune"})
     return store
 
@@ -90,7 +98,26 @@ def test_write_from_store_without_chromium(frame, tmp_path, monkeypatch):
     text = files.html.read_text(encoding="utf-8")
     assert text.count("* plotly.js v") == 1
     assert "Weight drift by depth" in text and "Activation drift by depth" in text
+    for depth in (2, 3):
+        assert f"Mask density by layer ({depth} layers; tuned models)" in text
     assert json.dumps("test") in text  # the store's config
+
+
+def test_mask_figures_average_over_seeds_per_step():
+    from modlens.report.study_files import mask_figures
+
+    rows = [
+        {"model": m, "depth": 2, "seed": seed, "step": step, "layer": layer, "group": "heads", "density": d}
+        for m, d0 in (("tuned", 0.2), ("base", 0.9))
+        for seed, d in ((0, d0), (1, d0 + 0.2))
+        for step in (0, 100)
+        for layer in (0, 1)
+    ]
+    figures = mask_figures(pd.DataFrame(rows))
+    (fig,) = figures.values()
+    assert [t.name for t in fig.data] == ["step 0 heads", "step 100 heads"]
+    assert all(list(t.y) == pytest.approx([0.3, 0.3]) for t in fig.data)  # tuned only, mean of 0.2 and 0.4
+    assert mask_figures(pd.DataFrame()) == {}
 
 
 def test_load_study_refuses_other_stores(tmp_path):

@@ -49,7 +49,12 @@ def test_tiny_study_through_the_cli(tmp_path, capsys) -> None:
     # the random-init control and the pretrained checkpoint share nothing but their initialisation
     losses = metrics.groupby("step")["pretrain_loss"].mean()
     assert losses[20] < losses[0]
+    masks = pd.read_csv(out / "mask_layers.csv")
+    assert set(masks["model"]) == {"tuned", "base"} and set(masks["subroutine"]) == {"reverse", "increment"}
+    assert set(masks["layer"]) == {0} and masks["density"].between(0, 1).all()
+    assert len(masks) == 2 * 2 * 2 * N_CHECKPOINT  # (tuned, base) x subroutines x (heads, mlp) per checkpoint
     report = (out / "report.html").read_text()
+    assert "Mask density by layer (1 layer; tuned models)" in report
     assert "How much does pretraining quality affect the modularity of fine-tuned models?" in report
     assert "random-init control" in report.lower() and report.count("<div") > 3
     manifest = json.loads((out / "manifest.json").read_text())
