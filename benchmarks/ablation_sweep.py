@@ -64,8 +64,9 @@ CASES = {"small": small_case, "gpt2": gpt2_case}
 
 
 def run_method(name: str, model: Model, batch: Batch, comps: list[Component], method: str) -> Any:
-    fn = run_ablation_loop if name == "loop" else run_ablation_sweep
-    return fn(model, batch, comps, method=method, metric=loss)  # type: ignore[operator]
+    if name == "loop":
+        return run_ablation_loop(model, batch, comps, method=method, metric=loss)  # type: ignore[arg-type]
+    return run_ablation_sweep(model, batch, comps, method=method, metric=loss, progress=False)  # type: ignore[arg-type]
 
 
 def peak_memory_mb(case: str, name: str, args: argparse.Namespace) -> float:

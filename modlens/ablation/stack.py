@@ -5,7 +5,8 @@ attention output projection (``hook_z``), ``attn_out`` its output (``hook_attn_o
 of the MLP down projection (``mlp.hook_post``), ``mlp_out`` the MLP output (``hook_mlp_out``).
 """
 
-from dataclasses import dataclass, field
+import logging
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -13,7 +14,10 @@ from torch import nn
 
 from modlens._typing import Float, Int, Tensor
 from modlens.ablation.methods import AblationError
+from modlens.ablation.query_attention import QueryAttention, query_attention
 from modlens.models import Model
+
+log = logging.getLogger(__name__)
 
 # Submodule paths per architecture: layers, final norm, and, inside a layer, the attention output
 # projection, the second norm, the MLP and its down projection.
@@ -73,6 +77,16 @@ class LayerRecord:
     attn_args: tuple[Any, ...] = ()
     attn_kwargs: dict[str, Any] = field(default_factory=dict)
 
+    def take(self, *, rows: Tensor | None = None, positions: Tensor | None = None) -> "LayerRecord":
+        """The residual, attention and MLP outputs at some batch rows and/or positions (``z``, ``post`` stay whole)."""
+        names = ("resid_pre", "attn_out", "mlp_out", "resid_post")
+        picked = {name: getattr(self, name) for name in names}
+        if rows is not None:
+            picked = {name: value[rows] for name, value in picked.items()}
+        if positions is not None:
+            picked = {name: value[:, positions] for name, value in picked.items()}
+        return replace(self, **picked)
+
 
 class DecoderStack:
     """Layer-by-layer access to a GPT-NeoX, GPT-2 or Llama HF causal LM."""
@@ -92,7 +106,9 @@ class DecoderStack:
         self.paths = paths
         self.parallel = bool(getattr(self.hf.config, "use_parallel_residual", False))
         self.n_heads = model.spec.n_heads
+        self.n_kv_heads = model.spec.n_kv_heads
         self.d_head = model.spec.d_head
+        self._query_attention: QueryAttention | None = None
 
     def part(self, layer: int, name: str) -> nn.Module:
         return self.layers[layer].get_submodule(self.paths[name])
@@ -185,12 +201,9 @@ class DecoderStack:
             assert mlp_out is not None
             mid = resid_pre + record.attn_out
             return mid + mlp_out
-        mid = resid_pre + attn_out
         if mlp_out is None:
-            mlp_out = self.part(layer, "mlp")(self.part(layer, "ln2")(mid))
-            if isinstance(mlp_out, tuple):
-                mlp_out = mlp_out[0]
-        return mid + mlp_out
+            return self.block_output(layer, resid_pre, attn_out)
+        return resid_pre + attn_out + mlp_out
 
     def resume(self, start: int, hidden: Tensor, records: list[LayerRecord], *, stop: int | None = None) -> Tensor:
         """Runs layers ``start..stop-1`` (default: to the end) on a (stacked) residual entering layer ``start``."""
@@ -200,26 +213,57 @@ class DecoderStack:
             hidden = out[0] if isinstance(out, tuple) else out
         return hidden
 
-    def last_layer_at(self, hidden: Tensor, positions: Tensor, records: list[LayerRecord]) -> Tensor:
-        """The last layer's output at ``positions`` only: attention reads every position, the MLP only these.
+    def last_layer_at(
+        self, hidden: Float[Tensor, "batch pos d_model"], positions: Int[Tensor, " n"], records: list[LayerRecord]
+    ) -> Float[Tensor, "batch n d_model"]:
+        """The last layer's output at ``positions`` only: keys and values read every position, the rest only these.
 
-        Equals ``resume(last, hidden, records)[:, positions]``; the MLP, most of a layer's work, runs on
-        the selected positions alone.
+        Equals ``resume(last, hidden, records)[:, positions]`` to float rounding (``query_path_matches``
+        checks it); queries, attention weights, output projection and MLP run on the selected positions.
         """
         layer = len(self.layers) - 1
-        rec = records[layer]
-        attn = self.part(layer, "attn")(self.part(layer, "ln1")(hidden), *rec.attn_args, **rec.attn_kwargs)
-        attn = (attn[0] if isinstance(attn, tuple) else attn)[:, positions]
-        x = hidden[:, positions]
+        if self._query_attention is None:
+            self._query_attention = query_attention(
+                self.part(layer, "attn"), self.model.spec.architecture, self.n_heads, self.n_kv_heads, self.d_head
+            )
+        attn = self._query_attention(self.part(layer, "ln1")(hidden), positions, records[layer].attn_kwargs)
+        return self.block_output(layer, hidden[:, positions], attn)
+
+    def query_path_matches(self, records: list[LayerRecord], positions: Int[Tensor, " n"]) -> bool:
+        """Whether ``last_layer_at`` reproduces the recorded last layer on the clean batch (to float rounding).
+
+        A guard for configurations the query-position attention does not know: the sweep falls back to
+        the full last layer when this is false.
+        """
+        rec = records[-1]
+        try:
+            fast = self.last_layer_at(rec.resid_pre, positions, records)
+        except (RuntimeError, ValueError, AttributeError, TypeError) as err:
+            log.info("query-position attention unavailable (%s); the last layer runs on every position", err)
+            return False
+        slow = rec.resid_post[:, positions]
+        scale = float(slow.abs().max()) + 1.0
+        tolerance = max(1e-4, 64 * torch.finfo(slow.dtype).eps) * scale
+        error = float((fast - slow).abs().max())
+        if error > tolerance:
+            log.info("query-position attention differs from the layer by %.3g; not used", error)
+        return error <= tolerance
+
+    def block_output(self, layer: int, resid_pre: Tensor, attn_out: Tensor) -> Tensor:
+        """A layer's output from its input and attention output (the MLP runs on these positions)."""
         mlp, ln2 = self.part(layer, "mlp"), self.part(layer, "ln2")
         if self.parallel:
-            return mlp(ln2(x)) + attn + x
-        mid = x + attn
-        return mid + mlp(ln2(mid))
+            return _first(mlp(ln2(resid_pre))) + attn_out + resid_pre
+        mid = resid_pre + attn_out
+        return mid + _first(mlp(ln2(mid)))
 
     def logits(self, hidden: Tensor) -> Tensor:
         """Final norm and unembedding of a residual (any leading shape)."""
         return self.unembed(self.final_norm(hidden))
+
+
+def _first(value: Any) -> Any:
+    return value[0] if isinstance(value, tuple) else value
 
 
 def _shared(value: Any, batch: int) -> Any:

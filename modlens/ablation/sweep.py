@@ -10,6 +10,7 @@ unembedded, and the sequence is cut after the last one (causal attention makes t
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
@@ -19,6 +20,7 @@ from modlens.ablation.positions import compact_batch, compact_logits, is_answer_
 from modlens.ablation.stack import DecoderStack, LayerRecord
 from modlens.components import Component
 from modlens.models import Model
+from modlens.progress import progress_bar
 from modlens.tasks import Batch
 from modlens.tasks.metrics import Metric, loss
 
@@ -83,6 +85,7 @@ def run_ablation_sweep(
     seed: int = 0,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     answer_local: bool | None = None,
+    progress: bool = True,
 ) -> pd.DataFrame:
     """Ablates each component alone; one row per component with the metric and its change from clean.
 
@@ -100,6 +103,7 @@ def run_ablation_sweep(
         memory_budget: bytes of activations one stacked forward may use; ablations are chunked to fit.
         answer_local: whether ``metric`` reads logits only at answer-predicting positions (then only those
             are computed). Default: true for modlens's built-in metrics, false for other functions.
+        progress: show a progress bar over the stacked forwards (see ``modlens.progress``).
 
     Returns:
         Columns ``component, layer, kind, index, method, metric, clean, ablated, change``.
@@ -109,7 +113,7 @@ def run_ablation_sweep(
     local = is_answer_local(metric) if answer_local is None else answer_local
     batch = batch.to(model.device)
     positions = predicting_positions(batch) if local else torch.arange(batch.n_pos, device=model.device)
-    length = int(positions.max()) + 1 if local else batch.n_pos
+    length = _kept_length(int(positions.max()) + 1, batch.n_pos) if local else batch.n_pos
     scored = compact_batch(batch, positions) if local else batch
 
     def score(logits: torch.Tensor) -> float:
@@ -127,34 +131,101 @@ def run_ablation_sweep(
 
     n_rows = len(batch)
     last = model.spec.n_layers - 1
+    # queries at the scored positions only, when the metric reads no others and the shortcut reproduces
+    # the clean last layer
+    query_path = local and stack.query_path_matches(records, positions)
     chunk = max(1, memory_budget // bytes_per_ablation(model, n_rows, length, len(positions)))
-    results: dict[Component, float] = {}
     by_layer: dict[int, list[Component]] = {}
     for c in components:
         by_layer.setdefault(c.layer, []).append(c)
-    for layer, group in sorted(by_layer.items()):
+    chunks = [
+        (layer, group[i : i + chunk]) for layer, group in sorted(by_layer.items()) for i in range(0, len(group), chunk)
+    ]
+    block = _block_rows(model, length)
+    results: dict[Component, float] = {}
+    for layer, part in progress_bar(chunks, enabled=progress, desc="ablation sweep", unit="chunk"):
         rec, ref = records[layer], ref_records[layer]
         w_o, w_out = stack.w_o(layer), stack.w_out(layer)
-        for start in range(0, len(group), chunk):
-            part = group[start : start + chunk]
-            attn_parts = [c for c in part if c.kind in ("head", "attn")]
-            mlp_parts = [c for c in part if c.kind in ("neuron", "mlp")]
-            outs = []
-            if attn_parts:
-                attn = torch.stack([_edited(c, rec, ref, method, seed, w_o, w_out) for c in attn_parts])
-                outs.append(stack.finish_layer(layer, rec.resid_pre, attn, None, rec))
-            if mlp_parts:
-                mlp = torch.stack([_edited(c, rec, ref, method, seed, w_o, w_out) for c in mlp_parts])
-                outs.append(stack.finish_layer(layer, rec.resid_pre, None, mlp, rec))
-            hidden = torch.cat(outs).flatten(0, 1)
-            if layer < last and local:
-                final = stack.last_layer_at(stack.resume(layer + 1, hidden, records, stop=last), positions, records)
-            else:
-                final = stack.resume(layer + 1, hidden, records)[:, positions]
-            logits = stack.logits(final).unflatten(0, (len(part), n_rows))
-            for c, row in zip(attn_parts + mlp_parts, logits, strict=True):
+        for kinds in (("head", "attn"), ("neuron", "mlp")):
+            group = [c for c in part if c.kind in kinds]
+            if not group:
+                continue
+            edits = torch.stack([_edited(c, rec, ref, method, seed, w_o, w_out) for c in group])
+            at = rec
+            if layer == last:
+                # nothing reads the last layer's other positions: finish it where the metric looks
+                edits, at = edits[:, :, positions], rec.take(positions=positions)
+            tail = _Tail(stack, records, layer, at, kinds[0] == "head", positions, query_path)
+            flat = edits.flatten(0, 1)
+            logits = torch.cat([tail(flat, rows) for rows in _row_blocks(len(flat), block)])
+            for c, row in zip(group, logits.unflatten(0, (len(group), n_rows)), strict=True):
                 results[c] = score(row)
     return sweep_frame(components, clean, [results[c] for c in components], method=method, metric=metric_name(metric))
+
+
+@dataclass(frozen=True)
+class _Tail:
+    """From one layer's edited attention (or MLP) outputs to logits at the scored positions."""
+
+    stack: DecoderStack
+    records: list[LayerRecord]
+    layer: int
+    record: LayerRecord
+    attention: bool
+    positions: torch.Tensor
+    query_path: bool
+
+    def __call__(self, flat: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Logits of the stacked rows ``rows`` of ``flat`` (``[ablation * batch, ...]``; batch row = row mod batch)."""
+        stack, last = self.stack, len(self.records) - 1
+        edit = flat[rows[0] : rows[-1] + 1]
+        rec = self.record.take(rows=rows % len(self.record.resid_pre))
+        attn, mlp = (edit, None) if self.attention else (None, edit)
+        hidden = stack.finish_layer(self.layer, rec.resid_pre, attn, mlp, rec)
+        if self.layer < last and self.query_path:
+            resumed = stack.resume(self.layer + 1, hidden, self.records, stop=last)
+            hidden = stack.last_layer_at(resumed, self.positions, self.records)
+        elif self.layer < last:
+            hidden = stack.resume(self.layer + 1, hidden, self.records)[:, self.positions]
+        return stack.logits(hidden)
+
+
+_CPU_BLOCK_BYTES = 1 << 20
+"""Largest activation a CPU forward block aims at (1 MiB), unless that leaves fewer than ``_MIN_BLOCK_TOKENS``."""
+_MIN_BLOCK_TOKENS = 256
+
+
+def _block_rows(model: Model, length: int) -> int | None:
+    """Rows per forward on CPU, keeping activations small; ``None`` (the whole chunk) on other devices.
+
+    On CPU, multi-MB temporaries are often handed back to the OS when freed and faulted in afresh on the
+    next forward; the page faults can cost more than the arithmetic (measured on the small benchmark
+    model: one layer on 640 rows at once took 1.6x as long as on 128-row blocks). GPUs cache freed
+    memory, so they run the whole chunk at once. Blocks keep at least ``_MIN_BLOCK_TOKENS`` tokens so
+    matrix products stay efficient.
+    """
+    if model.device.type != "cpu":
+        return None
+    s = model.spec
+    itemsize = torch.finfo(model.dtype).bits // 8
+    widest = max(s.d_mlp, 3 * s.d_model, s.n_heads * length) * length * itemsize
+    return max(1, _CPU_BLOCK_BYTES // widest, -(-_MIN_BLOCK_TOKENS // length))
+
+
+def _row_blocks(n: int, block: int | None) -> list[torch.Tensor]:
+    """``range(n)`` split into near-equal consecutive blocks of at most ``block`` rows (one block if ``None``)."""
+    count = 1 if block is None else -(-n // block)
+    return list(torch.arange(n).tensor_split(count))
+
+
+def _kept_length(needed: int, n_pos: int) -> int:
+    """Positions to keep: through the last scored one, but at least 16 (or all, when fewer).
+
+    Causal attention makes later positions irrelevant. Keys shorter than 16 save little and cost much:
+    torch's CPU softmax runs a scalar loop when its last dimension is shorter than one SIMD vector
+    (16 floats under AVX-512), about 10x slower than at 16.
+    """
+    return max(needed, min(n_pos, 16))
 
 
 def _edited(
