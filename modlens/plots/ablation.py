@@ -57,6 +57,7 @@ def plot_ablation_heatmap(
         title=title or f"{method} ablation: change in {metric}",
         xaxis_title=_X_TITLE.get(kind, kind),
         yaxis_title="layer",
+        xaxis={"type": "category"},  # head / neuron indices and attn/mlp are labels, not a number line
         yaxis={"autorange": "reversed", "dtick": 1},
     )
     return fig

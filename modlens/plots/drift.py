@@ -38,6 +38,7 @@ def plot_weight_drift_heatmap(df: pd.DataFrame, *, value: str = "rel_change", ti
         title=title or f"Weight drift ({value}) per layer and matrix",
         xaxis_title="layer",
         yaxis_title="matrix",
+        xaxis={"dtick": 1},
         yaxis={"autorange": "reversed"},
     )
     return fig

@@ -23,6 +23,7 @@ def test_head_heatmap(frame: pd.DataFrame) -> None:
     assert heat.z.shape == (2, 2) and heat.z[1][0] == pytest.approx(1.0) and heat.z[0][1] == pytest.approx(-0.1)
     assert list(heat.y) == [0, 1] and list(heat.x) == ["0", "1"]
     assert heat.text[0][1] == "L0H1"
+    assert fig.layout.xaxis.type == "category"  # integer head labels, no half-head ticks
     assert fig.layout.xaxis.title.text == "head" and fig.layout.yaxis.title.text == "layer"
     assert "mean ablation" in fig.layout.title.text and heat.zmid == 0.0
 

@@ -52,7 +52,7 @@ def test_heatmap(weights):
     assert list(heat.y) == ["W_Q", "W_in", "W_out"]  # fixed matrix order; per-head and embedding rows left out
     assert list(heat.x) == [0, 1, 2, 3]
     np.testing.assert_allclose(np.asarray(heat.z)[:, 3], 0.3)
-    assert fig.layout.xaxis.title.text == "layer"
+    assert fig.layout.xaxis.title.text == "layer" and fig.layout.xaxis.dtick == 1
     assert fig.layout.template == TEMPLATE
 
 
