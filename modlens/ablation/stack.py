@@ -123,8 +123,17 @@ class DecoderStack:
         return _input_major(self.part(layer, "down"))
 
     @torch.no_grad()
-    def record(self, tokens: Int[Tensor, "batch pos"]) -> list[LayerRecord]:
-        """One clean forward pass, recording every layer's activations and call arguments."""
+    def record(self, tokens: Int[Tensor, "batch pos"], *, block: int | None = None) -> list[LayerRecord]:
+        """One clean forward pass, recording every layer's activations and call arguments.
+
+        ``block``: run at most this many rows at a time (the records are joined; see ``sweep._block_rows``).
+        """
+        if block is None or len(tokens) <= block:
+            return self._record(tokens)
+        parts = [self._record(rows) for rows in tokens.tensor_split(-(-len(tokens) // block))]
+        return [_joined(layer) for layer in zip(*parts, strict=True)]
+
+    def _record(self, tokens: Int[Tensor, "batch pos"]) -> list[LayerRecord]:
         found: list[dict[str, Any]] = [{} for _ in self.layers]
         handles = []
 
@@ -236,12 +245,13 @@ class DecoderStack:
         the full last layer when this is false.
         """
         rec = records[-1]
+        rows = slice(0, 16)  # a few rows test the arithmetic as well as all of them
         try:
-            fast = self.last_layer_at(rec.resid_pre, positions, records)
+            fast = self.last_layer_at(rec.resid_pre[rows], positions, records)
         except (RuntimeError, ValueError, AttributeError, TypeError) as err:
             log.info("query-position attention unavailable (%s); the last layer runs on every position", err)
             return False
-        slow = rec.resid_post[:, positions]
+        slow = rec.resid_post[rows, positions]
         scale = float(slow.abs().max()) + 1.0
         tolerance = max(1e-4, 64 * torch.finfo(slow.dtype).eps) * scale
         error = float((fast - slow).abs().max())
@@ -260,6 +270,12 @@ class DecoderStack:
     def logits(self, hidden: Tensor) -> Tensor:
         """Final norm and unembedding of a residual (any leading shape)."""
         return self.unembed(self.final_norm(hidden))
+
+
+def _joined(parts: tuple[LayerRecord, ...]) -> LayerRecord:
+    """Records of consecutive row blocks as one (call arguments are the same for every block)."""
+    names = ("resid_pre", "z", "attn_out", "post", "mlp_out", "resid_post")
+    return replace(parts[0], **{name: torch.cat([getattr(p, name) for p in parts]) for name in names})
 
 
 def _first(value: Any) -> Any:

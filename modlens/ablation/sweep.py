@@ -120,14 +120,15 @@ def run_ablation_sweep(
         return float(metric(compact_logits(logits) if local else logits, scored))
 
     stack = DecoderStack(model)
-    records = stack.record(batch.tokens[:, :length])
+    block = _block_rows(model, length)
+    records = stack.record(batch.tokens[:, :length], block=block)
     clean = score(stack.logits(records[-1].resid_post[:, positions]))
     if not components:
         return sweep_frame([], clean, [], method=method, metric=metric_name(metric))
 
     ref_records = records
     if needs_reference(method) and reference is not None and reference is not batch:
-        ref_records = stack.record(reference.tokens[:, :length].to(model.device))
+        ref_records = stack.record(reference.tokens[:, :length].to(model.device), block=block)
 
     n_rows = len(batch)
     last = model.spec.n_layers - 1
@@ -141,7 +142,6 @@ def run_ablation_sweep(
     chunks = [
         (layer, group[i : i + chunk]) for layer, group in sorted(by_layer.items()) for i in range(0, len(group), chunk)
     ]
-    block = _block_rows(model, length)
     results: dict[Component, float] = {}
     for layer, part in progress_bar(chunks, enabled=progress, desc="ablation sweep", unit="chunk"):
         rec, ref = records[layer], ref_records[layer]
@@ -190,8 +190,8 @@ class _Tail:
         return stack.logits(hidden)
 
 
-_CPU_BLOCK_BYTES = 1 << 20
-"""Largest activation a CPU forward block aims at (1 MiB), unless that leaves fewer than ``_MIN_BLOCK_TOKENS``."""
+_CPU_BLOCK_BYTES = 2 << 20
+"""Largest activation a CPU forward block aims at (2 MiB), unless that leaves fewer than ``_MIN_BLOCK_TOKENS``."""
 _MIN_BLOCK_TOKENS = 256
 
 
