@@ -30,9 +30,12 @@ def test_notebook_is_stripped(path: Path) -> None:
     dirty = [
         i
         for i, cell in enumerate(nb.cells)
-        if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None)
+        if cell.cell_type == "code"
+        and (cell.outputs or cell.execution_count is not None or "execution" in cell.metadata)
     ]
-    assert not dirty, f"{path.name}: cells {dirty} have outputs or execution counts; clear them before committing"
+    assert not dirty, (
+        f"{path.name}: cells {dirty} have outputs, execution counts or timings; clear them before committing"
+    )
     assert "widgets" not in nb.metadata, f"{path.name}: widget state in the metadata; clear it before committing"
 
 
