@@ -16,8 +16,15 @@ _global: dict[str, bool | None] = {"enabled": None}
 
 
 def set_progress(enabled: bool | None) -> None:
-    """Turns every modlens progress bar on or off; ``None`` goes back to ``$MODLENS_PROGRESS`` (default on)."""
+    """Turns every modlens progress bar on or off; ``None`` goes back to ``$MODLENS_PROGRESS`` (default on).
+
+    transformers' own bars (loading and writing weights) follow ``True``/``False`` too.
+    """
     _global["enabled"] = enabled
+    if enabled is not None:
+        from transformers.utils import logging as hf_logging
+
+        (hf_logging.enable_progress_bar if enabled else hf_logging.disable_progress_bar)()
 
 
 def progress_enabled(requested: bool = True) -> bool:

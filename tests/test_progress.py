@@ -7,8 +7,21 @@ from modlens.progress import progress_bar, progress_enabled, set_progress
 
 @pytest.fixture(autouse=True)
 def _reset_global():
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
     yield
     set_progress(None)
+    (hf_logging.enable_progress_bar if was else hf_logging.disable_progress_bar)()
+
+
+def test_switch_reaches_transformers_bars():
+    from transformers.utils import logging as hf_logging
+
+    set_progress(False)
+    assert not hf_logging.is_progress_bar_enabled()
+    set_progress(True)
+    assert hf_logging.is_progress_bar_enabled()
 
 
 def test_call_can_switch_off_but_not_on():
