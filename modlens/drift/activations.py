@@ -3,15 +3,14 @@
 import contextlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import pandas as pd
 import torch
 
-from modlens._typing import Bool, Tensor
-from modlens.drift.cka import MinibatchCKA
+from modlens._typing import Bool, Float, Tensor
+from modlens.drift.cka import gram_moments, hsic_terms
 from modlens.errors import PairMismatchError, TaskError
 from modlens.models import Model, check_pair
 from modlens.progress import progress_bar
@@ -73,21 +72,24 @@ def run_activation_drift(
         raise TaskError(f"batch_size must be positive, got {batch_size}")
     if len(batch) == 0:
         raise TaskError("the batch holds no sequences")
-    n_layers = base.spec.n_layers
+    n_layers, d_model = base.spec.n_layers, base.spec.d_model
     names = [(layer, hook) for layer in range(n_layers) for hook in HOOKS]
-    stats = {key: _Accumulator(measures) for key in names}
+    stats = _Accumulator(measures, len(names))
     valid_all = real_positions(batch.answer_mask)
     with torch.no_grad():
         for start in progress_bar(range(0, len(batch), batch_size), enabled=progress, desc="activation drift"):
             tokens = batch.tokens[start : start + batch_size]
             valid = valid_all[start : start + batch_size].reshape(-1).to(base.device)
-            acts0 = _activations(base, tokens, n_layers)
-            acts1 = _activations(tuned, tokens, n_layers)
-            for key in names:
-                x = acts0.pop(key).reshape(-1, base.spec.d_model)[valid]
-                y = acts1.pop(key).reshape(-1, base.spec.d_model)[valid]
-                stats[key].update(x, y)
-    rows = [{"layer": layer, "hook": hook, **stats[(layer, hook)].result()} for layer, hook in names]
+            acts0 = _activations(base, tokens).flatten(1, 2)
+            acts1 = _activations(tuned, tokens).flatten(1, 2)
+            if not bool(valid.all()):
+                acts0, acts1 = acts0[:, valid], acts1[:, valid]
+            stats.update(acts0.reshape(len(names), -1, d_model), acts1.reshape(len(names), -1, d_model))
+            del acts0, acts1
+    results = stats.result()
+    rows = [
+        {"layer": layer, "hook": hook} | {k: v[i] for k, v in results.items()} for i, (layer, hook) in enumerate(names)
+    ]
     return pd.DataFrame(rows, columns=["layer", "hook", "n_tokens", *measures])
 
 
@@ -118,61 +120,87 @@ class _StopForward(Exception):
     """Raised by the last hook to skip the final norm and unembedding, which drift never reads."""
 
 
-def _activations(model: Model, tokens: Tensor, n_layers: int) -> dict[tuple[int, str], Tensor]:
-    """Every layer's ``[batch, pos, d_model]`` activations at the drift hooks, as float32."""
-    store: dict[tuple[int, str], Tensor] = {}
+# Where each supported architecture keeps its decoder layers, and the attention and MLP modules of a layer:
+# their outputs are the bridge's ``hook_attn_out`` and ``hook_mlp_out``, a layer's output its ``hook_resid_post``.
+_MODULES = {
+    "GPT2LMHeadModel": ("transformer.h", "attn", "mlp"),
+    "GPTNeoXForCausalLM": ("gpt_neox.layers", "attention", "mlp"),
+    "LlamaForCausalLM": ("model.layers", "self_attn", "mlp"),
+}
 
-    def keep(act: Tensor, hook: Any, key: tuple[int, str]) -> None:
-        store[key] = act.detach().to(torch.float32)
-        if len(store) == n_layers * len(HOOKS):
+
+def _activations(model: Model, tokens: Tensor) -> Float[Tensor, "hook batch pos d_model"]:
+    """Every layer's activations at the drift hooks, as float32, stacked in ``(layer, HOOKS)`` order.
+
+    Plain forward hooks on the Hugging Face modules, not the bridge: the same values (see the tests) without
+    the bridge's per-component overhead, and the forward stops after the last layer.
+    """
+    layers_path, attn_name, mlp_name = _MODULES[model.spec.architecture]
+    layers = list(cast(torch.nn.ModuleList, model.hf.get_submodule(layers_path)))
+    store: list[Tensor | None] = [None] * (len(layers) * len(HOOKS))
+
+    def keep(index: int, last: bool, module: torch.nn.Module, args: Any, output: Any) -> None:
+        act = output[0] if isinstance(output, tuple) else output
+        store[index] = act.detach().to(torch.float32)
+        if last:
             raise _StopForward
 
-    hooks = [
-        (f"blocks.{layer}.hook_{hook}", partial(keep, key=(layer, hook))) for layer in range(n_layers) for hook in HOOKS
-    ]
-    with contextlib.suppress(_StopForward):  # the bridge removes its hooks on the way out
-        model.bridge.run_with_hooks(tokens.to(model.device), fwd_hooks=hooks)
-    missing = n_layers * len(HOOKS) - len(store)
+    handles = []
+    try:
+        for layer, block in enumerate(layers):
+            modules = {"resid_post": block, "attn_out": getattr(block, attn_name), "mlp_out": getattr(block, mlp_name)}
+            for i, hook in enumerate(HOOKS):
+                last = layer == len(layers) - 1 and hook == "resid_post"
+                handles.append(modules[hook].register_forward_hook(partial(keep, layer * len(HOOKS) + i, last)))
+        with contextlib.suppress(_StopForward):
+            model.hf(input_ids=tokens.to(model.device), use_cache=False)
+    finally:
+        for handle in handles:
+            handle.remove()
+    missing = [i for i, act in enumerate(store) if act is None]
     if missing:
-        raise RuntimeError(f"{missing} activation hooks never fired on {model.spec.architecture}")
-    return store
+        raise RuntimeError(f"{len(missing)} activation hooks never fired on {model.spec.architecture}")
+    return torch.stack(cast(list[Tensor], store))
 
 
-@dataclass
 class _Accumulator:
-    """Streaming statistics of one (layer, hook) pair."""
+    """Streaming statistics of every (layer, hook) pair at once: each field has one entry per pair."""
 
-    measures: Sequence[str]
-    linear: MinibatchCKA = field(default_factory=lambda: MinibatchCKA(debiased=False))
-    debiased: MinibatchCKA = field(default_factory=lambda: MinibatchCKA(debiased=True))
-    cos_sum: float = 0.0
-    diff_norm_sum: float = 0.0
-    base_norm_sum: float = 0.0
-    n_tokens: int = 0
+    def __init__(self, measures: Sequence[str], n_hooks: int) -> None:
+        self.measures = measures
+        zeros = partial(torch.zeros, n_hooks, dtype=torch.float64)
+        self.linear, self.debiased = zeros(3), zeros(3)  # HSIC(K, L), HSIC(K, K), HSIC(L, L) summed over minibatches
+        self.cos_sum, self.diff_norm_sum, self.base_norm_sum = zeros(), zeros(), zeros()
+        self.n_tokens = 0
 
-    def update(self, x: Tensor, y: Tensor) -> None:
+    def update(self, x: Float[Tensor, "hook batch d_model"], y: Float[Tensor, "hook batch d_model"]) -> None:
         if "linear_cka" in self.measures or "debiased_cka" in self.measures:
-            # One pair of Gram matrices serves both estimators (see MinibatchCKA.update on centring).
-            xc, yc = x - x.mean(0), y - y.mean(0)
-            gram_x, gram_y = xc @ xc.T, yc @ yc.T
+            # One pair of Gram matrices per hook serves both estimators. Centring the columns first changes
+            # no HSIC estimate but keeps the float32 products accurate (see MinibatchCKA.update).
+            xc, yc = x - x.mean(1, keepdim=True), y - y.mean(1, keepdim=True)
+            moments = gram_moments(xc @ xc.mT, yc @ yc.mT)
+            del xc, yc
             if "linear_cka" in self.measures:
-                self.linear.update_grams(gram_x, gram_y)
+                self.linear += hsic_terms(moments, debiased=False)
             if "debiased_cka" in self.measures:
-                if x.shape[0] < 4:
-                    log.warning("a minibatch of %d positions is too small for debiased CKA; skipped", x.shape[0])
+                if x.shape[1] < 4:
+                    log.warning("a minibatch of %d positions is too small for debiased CKA; skipped", x.shape[1])
                 else:
-                    self.debiased.update_grams(gram_x, gram_y)
-        self.cos_sum += float(torch.nn.functional.cosine_similarity(x, y, dim=-1).double().sum())
-        self.diff_norm_sum += float((y - x).norm(dim=-1).double().sum())
-        self.base_norm_sum += float(x.norm(dim=-1).double().sum())
-        self.n_tokens += int(x.shape[0])
+                    self.debiased += hsic_terms(moments, debiased=True)
+        if "cosine" in self.measures:
+            self.cos_sum += torch.nn.functional.cosine_similarity(x, y, dim=-1).double().sum(-1)
+        if "rel_change" in self.measures:
+            self.diff_norm_sum += (y - x).norm(dim=-1).double().sum(-1)
+            self.base_norm_sum += x.norm(dim=-1).double().sum(-1)
+        self.n_tokens += int(x.shape[1])
 
-    def result(self) -> dict[str, float | int]:
-        values: dict[str, float | int] = {
-            "n_tokens": self.n_tokens,
-            "linear_cka": self.linear.value(),
-            "debiased_cka": self.debiased.value(),
-            "cosine": self.cos_sum / max(self.n_tokens, 1),
-            "rel_change": self.diff_norm_sum / self.base_norm_sum if self.base_norm_sum > 0 else float("nan"),
-        }
+    def result(self) -> dict[str, list[float] | list[int]]:
+        n_hooks = len(self.cos_sum)
+        values: dict[str, list[float] | list[int]] = {"n_tokens": [self.n_tokens] * n_hooks}
+        for name, hsic in (("linear_cka", self.linear), ("debiased_cka", self.debiased)):
+            denom = (hsic[:, 1] * hsic[:, 2]).sqrt()
+            values[name] = torch.where(denom > 0, hsic[:, 0] / denom, torch.nan).tolist()
+        values["cosine"] = (self.cos_sum / max(self.n_tokens, 1)).tolist()
+        ratio = self.diff_norm_sum / self.base_norm_sum
+        values["rel_change"] = torch.where(self.base_norm_sum > 0, ratio, torch.nan).tolist()
         return {k: v for k, v in values.items() if k == "n_tokens" or k in self.measures}

@@ -128,11 +128,12 @@ class MinibatchCKA:
 
     def update_grams(self, gram_x: Gram, gram_y: Gram) -> None:
         """Adds one minibatch given its linear Gram matrices (lets several estimators share one product)."""
-        kx = center_gram(gram_x, unbiased=self.debiased)
-        ky = center_gram(gram_y, unbiased=self.debiased)
-        self.xy += float((kx * ky).sum())
-        self.xx += float((kx * kx).sum())
-        self.yy += float((ky * ky).sum())
+        if self.debiased and gram_x.shape[0] < 4:
+            raise ValueError(f"unbiased HSIC needs at least 4 examples, got {gram_x.shape[0]}")
+        xy, xx, yy = hsic_terms(gram_moments(gram_x, gram_y), debiased=self.debiased).tolist()
+        self.xy += xy
+        self.xx += xx
+        self.yy += yy
         self.n_examples += int(gram_x.shape[0])
         self.n_batches += 1
 
@@ -152,6 +153,53 @@ def minibatch_cka(
     for x, y in pairs:
         acc.update(x, y)
     return acc.value()
+
+
+def gram_moments(
+    gram_x: Float[Tensor, "*stack batch batch"], gram_y: Float[Tensor, "*stack batch batch"]
+) -> dict[str, Tensor]:
+    """The sums every HSIC estimate of two symmetric Gram matrices needs, in float64, per matrix of a stack.
+
+    ``xy``, ``xx``, ``yy``: Frobenius products ``Σ K∘L``; ``rx``, ``ry``: row sums; ``dx``, ``dy``: diagonals.
+    Both ``hsic_terms`` estimators follow from these in O(n) more work, with no centred ``n × n`` copies.
+    """
+    kx = gram_x.to(torch.float64).flatten(-2)
+    ky = gram_y.to(torch.float64).flatten(-2)
+
+    def dot(a: Tensor, b: Tensor) -> Tensor:  # a matrix product, so no n² temporary
+        return (a.unsqueeze(-2) @ b.unsqueeze(-1))[..., 0, 0]
+
+    n = gram_x.shape[-1]
+    return {
+        "xy": dot(kx, ky),
+        "xx": dot(kx, kx),
+        "yy": dot(ky, ky),
+        "rx": kx.unflatten(-1, (n, n)).sum(-1),
+        "ry": ky.unflatten(-1, (n, n)).sum(-1),
+        "dx": kx[..., :: n + 1],
+        "dy": ky[..., :: n + 1],
+    }
+
+
+def hsic_terms(moments: dict[str, Tensor], *, debiased: bool) -> Float[Tensor, "*stack 3"]:
+    """``(HSIC(K, L), HSIC(K, K), HSIC(L, L))`` from ``gram_moments``, unnormalised as ``(center_gram(K) *
+    center_gram(L)).sum()`` is (biased), or with U-centring (``debiased``: needs n ≥ 4)."""
+    n = moments["rx"].shape[-1]
+    pairs = (("xy", "x", "y"), ("xx", "x", "x"), ("yy", "y", "y"))
+    out = []
+    for frob, a, b in pairs:
+        rows_a, rows_b = moments[f"r{a}"], moments[f"r{b}"]
+        if debiased:
+            diag_a, diag_b = moments[f"d{a}"], moments[f"d{b}"]
+            # The U-statistic of Song et al. (2012): K and L with their diagonals set to zero.
+            trace = moments[frob] - (diag_a * diag_b).sum(-1)
+            rows_a, rows_b = rows_a - diag_a, rows_b - diag_b
+            term = trace + rows_a.sum(-1) * rows_b.sum(-1) / ((n - 1) * (n - 2))
+            term = term - 2 / (n - 2) * (rows_a * rows_b).sum(-1)
+        else:  # tr(K H L H), H the centring matrix
+            term = moments[frob] - 2 / n * (rows_a * rows_b).sum(-1) + rows_a.sum(-1) * rows_b.sum(-1) / n**2
+        out.append(term)
+    return torch.stack(out, -1)
 
 
 def _feature_space_cka(x: Tensor, y: Tensor, *, debiased: bool) -> float:

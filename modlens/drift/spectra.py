@@ -10,7 +10,9 @@ import contextlib
 import functools
 import operator
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 
@@ -46,11 +48,42 @@ def spectral_split(
         top_k: size of the singular subspaces compared (capped at the smaller matrix side). Angles are
             only meaningful where the k-th and (k+1)-th singular values are well separated.
     """
+    return _split(base.detach(), tuned.detach(), frobenius_sums(base.detach(), tuned.detach())[..., 3], top_k)
+
+
+def frobenius_sums(
+    a: Float[Tensor, "*stack rows cols"], b: Float[Tensor, "*stack rows cols"]
+) -> Float[Tensor, "*stack 4"]:
+    """``(‖A‖², ‖B‖², ⟨A, B⟩, ‖B − A‖²)`` (Frobenius) of each pair of matrices in two stacks, in float64.
+
+    Dot products (one pass each, no temporaries) over float64 row chunks; the difference is taken in
+    float64, where subtracting two float32 numbers is exact, so an unchanged matrix gives exactly 0.
+    """
+
+    def sums(x: Tensor, y: Tensor) -> Tensor:
+        x, y = x.flatten(-2), y.flatten(-2)
+        d = y - x
+        return torch.stack([_dot(x, x), _dot(y, y), _dot(x, y), _dot(d, d)], -1)
+
+    return _chunked(sums, a, b)
+
+
+def _dot(x: Tensor, y: Tensor) -> Tensor:
+    """Dot products along the last axis as a matrix product (BLAS, no elementwise temporary)."""
+    return (x.unsqueeze(-2) @ y.unsqueeze(-1))[..., 0, 0]
+
+
+def _split(base: Tensor, tuned: Tensor, diff_sq: Tensor, top_k: int) -> SpectralSplit:
+    """``spectral_split`` given ``‖tuned − base‖²_F`` per matrix (callers that have it already save a pass)."""
     k = max(1, min(top_k, base.shape[-1], base.shape[-2]))
-    sa, ua, va = _svd(base.detach(), k)
-    sb, ub, vb = _svd(tuned.detach(), k)
+    if torch.equal(base, tuned):  # frozen weights: one decomposition serves both (the result is the same)
+        sa, ua, va = sb, ub, vb = _svd(base, k)
+    elif torch.get_num_threads() < 2:
+        (sa, ua, va), (sb, ub, vb) = _svd(base, k), _svd(tuned, k)
+    else:
+        (sa, ua, va), (sb, ub, vb) = _both_in_parallel(functools.partial(_svd, k=k, pinned=True), base, tuned)
     sv_delta = torch.linalg.vector_norm(sb - sa, dim=-1)
-    total = _chunked(lambda a, b: ((b - a) ** 2).sum((-2, -1)), base.detach(), tuned.detach()).sqrt()
+    total = diff_sq.sqrt()
     sv_share = torch.where(total > 0, (sv_delta / total.clamp_min(1e-300)) ** 2, torch.nan).clamp(max=1.0)
     return SpectralSplit(
         sv_rel_change=sv_delta / torch.linalg.vector_norm(sa, dim=-1).clamp_min(1e-300),
@@ -78,6 +111,7 @@ def _mean_principal_angle(u: Tensor, v: Tensor) -> Tensor:
 
 
 _CHUNK_ROWS = 1024
+_T = TypeVar("_T")
 
 
 @contextlib.contextmanager
@@ -96,6 +130,20 @@ def _single_threaded() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+def _both_in_parallel(fn: Callable[[Tensor], _T], a: Tensor, b: Tensor) -> tuple[_T, _T]:
+    """``(fn(a), fn(b))`` on two Python threads, each running torch on one intra-op thread.
+
+    Both cores stay busy through the whole decomposition (Gram product and ``eigh``) without OpenMP's
+    barriers, whose spinning makes a two-thread ``eigh`` crawl when other processes share the cores (see
+    ``_single_threaded``). torch releases the GIL inside its kernels. ``fn`` must not change the thread
+    setting itself: a worker thread can read a stale value and would restore it for the whole process.
+    """
+    with _single_threaded(), ThreadPoolExecutor(max_workers=1) as pool:
+        other = pool.submit(fn, b)
+        first = fn(a)
+        return first, other.result()
+
+
 def _chunked(fn: Callable[[Tensor, Tensor], Tensor], a: Tensor, b: Tensor) -> Tensor:
     """Sums ``fn`` (a reduction over the row axis) over float64 row chunks, so a large embedding matrix is
     never copied to float64 whole. Wide matrices are chunked along their columns instead (``fn`` then sees
@@ -109,14 +157,15 @@ def _chunked(fn: Callable[[Tensor, Tensor], Tensor], a: Tensor, b: Tensor) -> Te
     return functools.reduce(operator.add, parts)
 
 
-def _svd(w: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
+def _svd(w: Tensor, k: int, *, pinned: bool = False) -> tuple[Tensor, Tensor, Tensor]:
     """All singular values (descending) and the top-k left/right singular vectors, from the eigendecomposition
     of the smaller float64 Gram matrix: far faster than ``torch.linalg.svd`` on CPU for tall or wide matrices,
-    and accurate for every singular value above ~1e-8 of the largest."""
+    and accurate for every singular value above ~1e-8 of the largest. ``pinned``: the caller already holds
+    torch at one intra-op thread (the setting must not be touched from a worker thread)."""
     wide = w.shape[-2] <= w.shape[-1]
     tall = w.mT if wide else w  # Gram of the small side = Σ over rows of the tall view
     gram = _chunked(lambda a, _: a.mT @ a, tall, tall)
-    with _single_threaded():
+    with contextlib.nullcontext() if pinned else _single_threaded():
         evals, evecs = torch.linalg.eigh(gram)
     s = evals.flip(-1).clamp_min(0).sqrt()
     top = evecs.flip(-1)[..., :k]

@@ -7,7 +7,7 @@ import pandas as pd
 import torch
 
 from modlens._typing import Tensor
-from modlens.drift.spectra import _chunked, spectral_split
+from modlens.drift.spectra import _split, frobenius_sums
 from modlens.models import Model, check_pair
 
 log = logging.getLogger(__name__)
@@ -57,9 +57,15 @@ def run_weight_drift(base: Model, tuned: Model, *, top_k: int = 8) -> pd.DataFra
     """
     check_pair(base, tuned)
     rows: list[dict[str, object]] = []
+    embeddings: tuple[Tensor, Tensor] | None = None
     with torch.no_grad():
         for matrix, a, b in _matrix_pairs(base, tuned):
-            rows.extend(_rows(matrix, a, b, top_k))
+            if matrix == "W_E":
+                embeddings = (a, b)
+            if matrix == "W_U" and embeddings is not None and _tied(embeddings, (a, b)):
+                rows.extend(_transposed(row, matrix) for row in rows if row["matrix"] == "W_E")
+            else:
+                rows.extend(_rows(matrix, a, b, top_k))
     frame = pd.DataFrame(rows, columns=list(WEIGHT_COLUMNS))
     frame["layer"] = frame["layer"].astype("Int64")
     frame["head"] = frame["head"].astype("Int64")
@@ -77,6 +83,16 @@ def _matrix_pairs(base: Model, tuned: Model) -> Iterator[tuple[str, Tensor, Tens
             continue
         if a is not None and b is not None:  # W_gate is None on ungated MLPs
             yield name, a.detach(), b.detach()
+
+
+def _tied(embed: tuple[Tensor, Tensor], unembed: tuple[Tensor, Tensor]) -> bool:
+    """Whether ``W_U`` is ``W_Eᵀ`` in both models (tied embeddings, as in GPT-2)."""
+    return all(e.shape == u.mT.shape and torch.equal(e, u.mT) for e, u in zip(embed, unembed, strict=True))
+
+
+def _transposed(row: dict[str, object], matrix: str) -> dict[str, object]:
+    """A row of a matrix's statistics as the row of its transpose: input and output sides trade places."""
+    return row | {"matrix": matrix, "angle_in": row["angle_out"], "angle_out": row["angle_in"]}
 
 
 def _rows(matrix: str, a: Tensor, b: Tensor, top_k: int) -> list[dict[str, object]]:
@@ -126,15 +142,8 @@ def _stats(a: Tensor, b: Tensor, top_k: int) -> dict[str, Tensor]:
     """Frobenius and spectral statistics of each matrix in a stack, in float64."""
     if a.numel() <= _SLICE_WEIGHTS:  # convert once; embedding-sized matrices stay chunked (see ``_chunked``)
         a, b = a.to(torch.float64), b.to(torch.float64)
-    sums = _chunked(
-        lambda x, y: torch.stack(
-            [(x * x).sum((-2, -1)), (y * y).sum((-2, -1)), (x * y).sum((-2, -1)), ((y - x) ** 2).sum((-2, -1))], -1
-        ),
-        a,
-        b,
-    )
-    aa, bb, ab, dd = sums.unbind(-1)
-    split = spectral_split(a, b, top_k=top_k)
+    aa, bb, ab, dd = frobenius_sums(a, b).unbind(-1)
+    split = _split(a, b, dd, top_k)
     denom = (aa * bb).sqrt()
     return {
         "rel_change": dd.sqrt() / aa.sqrt().clamp_min(1e-300),

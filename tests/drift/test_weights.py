@@ -69,3 +69,43 @@ def test_refuses_incomparable_pair(tokenizer):
     b = tiny_model("gpt2", tokenizer=tokenizer, n_layers=3, d_model=32, n_heads=4, n_ctx=32)
     with pytest.raises(PairMismatchError, match="n_layers"):
         run_weight_drift(a, b)
+
+
+def test_tied_unembedding_reuses_the_embedding_rows(tokenizer):
+    """GPT-2 ties ``W_U = W_Eᵀ``: its row is the ``W_E`` row with input and output sides swapped, and equals
+    computing it directly."""
+    import copy
+
+    import torch
+
+    from modlens.drift.weights import _rows
+
+    base = tiny_model("gpt2", tokenizer=tokenizer, n_layers=1, d_model=16, n_heads=2, n_ctx=16)
+    hf = copy.deepcopy(base.hf)
+    with torch.no_grad():
+        gen = torch.Generator().manual_seed(0)
+        hf.transformer.wte.weight.add_(0.05 * torch.randn(hf.transformer.wte.weight.shape, generator=gen))
+    tuned = base.with_weights(hf)
+    frame = run_weight_drift(base, tuned).set_index("matrix")
+    direct = _rows("W_U", base.bridge.W_U, tuned.bridge.W_U, 8)[0]
+    for column in ("rel_change", "cosine", "sv_rel_change", "sv_share", "angle_in", "angle_out"):
+        assert frame.loc["W_U", column] == pytest.approx(direct[column], rel=1e-9, abs=1e-9)
+    assert frame.loc["W_U", "angle_in"] == frame.loc["W_E", "angle_out"] > 0
+
+
+def test_parallel_decompositions_match_sequential(planted_pair):
+    """Two threads (base and tuned decomposed side by side) give the one-thread result and restore the setting."""
+    import torch
+
+    _, base, tuned = planted_pair
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        parallel = run_weight_drift(base, tuned)
+        assert torch.get_num_threads() == 2
+        torch.set_num_threads(1)
+        sequential = run_weight_drift(base, tuned)
+    finally:
+        torch.set_num_threads(threads)
+    columns = ["rel_change", "cosine", "sv_rel_change", "sv_share", "angle_in", "angle_out"]
+    np.testing.assert_allclose(parallel[columns].to_numpy(float), sequential[columns].to_numpy(float), atol=1e-9)
