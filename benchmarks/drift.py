@@ -2,9 +2,10 @@
 
 Runs the work in a child process and reports wall time per stage and peak extra memory (RSS sampled every
 20 ms by psutil, above the RSS once both models are loaded), beside the floor set by two plain HF forward
-passes over the same tokens.
+passes over the same tokens. The "fine-tune" adds noise to the upper half of the blocks (``--perturb upper``,
+the target case: frozen matrices are decomposed once) or to every parameter (``--perturb all``).
 
-    .venv/bin/python benchmarks/drift.py [--n-seqs 256] [--n-pos 64] [--json PATH]
+    .venv/bin/python benchmarks/drift.py [--n-seqs 256] [--n-pos 64] [--threads 2] [--perturb upper] [--json PATH]
 """
 
 import argparse
@@ -66,15 +67,16 @@ def child(args: argparse.Namespace) -> dict:
     from modlens.tasks import Batch
 
     hf_logging.disable_progress_bar()
+    torch.set_num_threads(args.threads)
     mib = 2**20
     shape = {"n_layers": 12, "d_model": 768, "n_heads": 12, "d_mlp": 3072, "n_ctx": 1024}
     base = tiny_model("gpt2", tokenizer=_word_tokenizer(args.d_vocab), seed=0, **shape)
     hf = copy.deepcopy(base.hf)
     gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():  # a "fine-tune" that touches the upper half only
-        for block in hf.transformer.h[6:]:
-            for p in block.parameters():
-                p.add_(0.002 * torch.randn(p.shape, generator=gen))
+    tuned_params = hf.transformer.h[6:].parameters() if args.perturb == "upper" else hf.parameters()
+    with torch.no_grad():  # a "fine-tune" of the upper half of the blocks, or of everything
+        for p in tuned_params:
+            p.add_(0.002 * torch.randn(p.shape, generator=gen))
     tuned = base.with_weights(hf)
     tokens = torch.randint(3, args.d_vocab, (args.n_seqs, args.n_pos), generator=gen)
     mask = torch.zeros_like(tokens, dtype=torch.bool)
@@ -121,6 +123,8 @@ def main() -> int:
     parser.add_argument("--n-pos", type=int, default=64)
     parser.add_argument("--d-vocab", type=int, default=50257)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default: both cores)")
+    parser.add_argument("--perturb", choices=("upper", "all"), default="upper", help="which parameters change")
     parser.add_argument("--skip-floor", action="store_true", help="skip timing the plain forward passes")
     parser.add_argument("--json", metavar="PATH", help="also write the result as JSON")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

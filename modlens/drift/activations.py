@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 
 from modlens._typing import Bool, Float, Tensor
-from modlens.drift.cka import gram_moments, hsic_terms
+from modlens.drift.cka import feature_gram_moments, hsic_terms
 from modlens.errors import PairMismatchError, TaskError
 from modlens.models import Model, check_pair
 from modlens.progress import progress_bar
@@ -137,11 +137,13 @@ def _activations(model: Model, tokens: Tensor) -> Float[Tensor, "hook batch pos 
     """
     layers_path, attn_name, mlp_name = _MODULES[model.spec.architecture]
     layers = list(cast(torch.nn.ModuleList, model.hf.get_submodule(layers_path)))
-    store: list[Tensor | None] = [None] * (len(layers) * len(HOOKS))
+    n_layers, d_model = len(layers), model.spec.d_model
+    out = torch.empty(n_layers * len(HOOKS), *tokens.shape, d_model, dtype=torch.float32, device=model.device)
+    fired = [False] * len(out)
 
     def keep(index: int, last: bool, module: torch.nn.Module, args: Any, output: Any) -> None:
-        act = output[0] if isinstance(output, tuple) else output
-        store[index] = act.detach().to(torch.float32)
+        out[index].copy_(output[0] if isinstance(output, tuple) else output)
+        fired[index] = True
         if last:
             raise _StopForward
 
@@ -150,17 +152,16 @@ def _activations(model: Model, tokens: Tensor) -> Float[Tensor, "hook batch pos 
         for layer, block in enumerate(layers):
             modules = {"resid_post": block, "attn_out": getattr(block, attn_name), "mlp_out": getattr(block, mlp_name)}
             for i, hook in enumerate(HOOKS):
-                last = layer == len(layers) - 1 and hook == "resid_post"
+                last = layer == n_layers - 1 and hook == "resid_post"
                 handles.append(modules[hook].register_forward_hook(partial(keep, layer * len(HOOKS) + i, last)))
         with contextlib.suppress(_StopForward):
             model.hf(input_ids=tokens.to(model.device), use_cache=False)
     finally:
         for handle in handles:
             handle.remove()
-    missing = [i for i, act in enumerate(store) if act is None]
-    if missing:
-        raise RuntimeError(f"{len(missing)} activation hooks never fired on {model.spec.architecture}")
-    return torch.stack(cast(list[Tensor], store))
+    if not all(fired):
+        raise RuntimeError(f"{fired.count(False)} activation hooks never fired on {model.spec.architecture}")
+    return out
 
 
 class _Accumulator:
@@ -178,7 +179,7 @@ class _Accumulator:
             # One pair of Gram matrices per hook serves both estimators. Centring the columns first changes
             # no HSIC estimate but keeps the float32 products accurate (see MinibatchCKA.update).
             xc, yc = x - x.mean(1, keepdim=True), y - y.mean(1, keepdim=True)
-            moments = gram_moments(xc @ xc.mT, yc @ yc.mT)
+            moments = feature_gram_moments(xc, yc)
             del xc, yc
             if "linear_cka" in self.measures:
                 self.linear += hsic_terms(moments, debiased=False)

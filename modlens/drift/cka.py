@@ -5,6 +5,7 @@ minibatch CKA follows Nguyen, Raghu & Kornblith 2021 (unbiased HSIC summed over 
 computed in float64 whatever the input dtype, because the debiased estimators subtract nearly equal terms.
 """
 
+import functools
 import math
 from collections.abc import Iterable
 
@@ -165,20 +166,51 @@ def gram_moments(
     """
     kx = gram_x.to(torch.float64).flatten(-2)
     ky = gram_y.to(torch.float64).flatten(-2)
-
-    def dot(a: Tensor, b: Tensor) -> Tensor:  # a matrix product, so no n² temporary
-        return (a.unsqueeze(-2) @ b.unsqueeze(-1))[..., 0, 0]
-
     n = gram_x.shape[-1]
     return {
-        "xy": dot(kx, ky),
-        "xx": dot(kx, kx),
-        "yy": dot(ky, ky),
+        "xy": _dot(kx, ky),
+        "xx": _dot(kx, kx),
+        "yy": _dot(ky, ky),
         "rx": kx.unflatten(-1, (n, n)).sum(-1),
         "ry": ky.unflatten(-1, (n, n)).sum(-1),
         "dx": kx[..., :: n + 1],
         "dy": ky[..., :: n + 1],
     }
+
+
+def feature_gram_moments(
+    x: Float[Tensor, "*stack batch feature_x"], y: Float[Tensor, "*stack batch feature_y"], *, block: int = 128
+) -> dict[str, Tensor]:
+    """``gram_moments(x xᵀ, y yᵀ)`` without forming either Gram matrix whole.
+
+    The Grams are symmetric, so each off-diagonal block of ``block`` rows is computed once and counted
+    twice: with 4 blocks that is 10 of 16 block products, and the largest temporary is one block. The
+    products are taken in the inputs' dtype (float32 activations), the sums in float64.
+    """
+    n = x.shape[-2]
+    zeros = functools.partial(torch.zeros, dtype=torch.float64, device=x.device)
+    out = {key: zeros(x.shape[:-2]) for key in ("xy", "xx", "yy")}
+    out |= {key: zeros((*x.shape[:-2], n)) for key in ("rx", "ry", "dx", "dy")}
+    for i in range(0, n, block):
+        rows_i = slice(i, i + block)
+        for j in range(i, n, block):
+            rows_j = slice(j, j + block)
+            kx = (x[..., rows_i, :] @ x[..., rows_j, :].mT).to(torch.float64)
+            ky = (y[..., rows_i, :] @ y[..., rows_j, :].mT).to(torch.float64)
+            weight = 1.0 if i == j else 2.0
+            fx, fy = kx.flatten(-2), ky.flatten(-2)
+            out["xy"] += weight * _dot(fx, fy)
+            out["xx"] += weight * _dot(fx, fx)
+            out["yy"] += weight * _dot(fy, fy)
+            out["rx"][..., rows_i] += kx.sum(-1)
+            out["ry"][..., rows_i] += ky.sum(-1)
+            if i == j:
+                out["dx"][..., rows_i] = kx.diagonal(dim1=-2, dim2=-1)
+                out["dy"][..., rows_i] = ky.diagonal(dim1=-2, dim2=-1)
+            else:  # the transposed block's rows
+                out["rx"][..., rows_j] += kx.sum(-2)
+                out["ry"][..., rows_j] += ky.sum(-2)
+    return out
 
 
 def hsic_terms(moments: dict[str, Tensor], *, debiased: bool) -> Float[Tensor, "*stack 3"]:
@@ -228,3 +260,8 @@ def _feature_space_cka(x: Tensor, y: Tensor, *, debiased: bool) -> float:
 def _debiased_dot(xty: Tensor, rows_x: Tensor, rows_y: Tensor, n: int) -> Tensor:
     """Unbiased HSIC numerator from feature-space sums (the reference's ``_debiased_dot_product_similarity``)."""
     return xty - n / (n - 2.0) * (rows_x @ rows_y) + rows_x.sum() * rows_y.sum() / ((n - 1) * (n - 2))
+
+
+def _dot(x: Tensor, y: Tensor) -> Tensor:
+    """Dot products along the last axis as a matrix product (BLAS, no elementwise temporary)."""
+    return (x.unsqueeze(-2) @ y.unsqueeze(-1))[..., 0, 0]

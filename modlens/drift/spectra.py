@@ -17,6 +17,7 @@ from typing import TypeVar
 import torch
 
 from modlens._typing import Float, Tensor
+from modlens.drift.cka import _dot
 
 
 @dataclass(frozen=True)
@@ -66,11 +67,6 @@ def frobenius_sums(
         return torch.stack([_dot(x, x), _dot(y, y), _dot(x, y), _dot(d, d)], -1)
 
     return _chunked(sums, a, b)
-
-
-def _dot(x: Tensor, y: Tensor) -> Tensor:
-    """Dot products along the last axis as a matrix product (BLAS, no elementwise temporary)."""
-    return (x.unsqueeze(-2) @ y.unsqueeze(-1))[..., 0, 0]
 
 
 def _split(base: Tensor, tuned: Tensor, diff_sq: Tensor, top_k: int) -> SpectralSplit:

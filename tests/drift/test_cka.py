@@ -6,6 +6,7 @@ import torch
 
 from modlens.drift import (
     MinibatchCKA,
+    center_gram,
     cka_from_grams,
     debiased_cka,
     gram_linear,
@@ -13,6 +14,7 @@ from modlens.drift import (
     minibatch_cka,
     rbf_cka,
 )
+from modlens.drift.cka import feature_gram_moments, gram_moments, hsic_terms
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +89,27 @@ def test_rejects_mismatched_rows_and_tiny_batches():
     with pytest.raises(ValueError, match="at least 4"):
         debiased_cka(torch.randn(3, 2), torch.randn(3, 2))
     assert np.isnan(MinibatchCKA().value())
+
+
+@pytest.mark.parametrize("block", [3, 4, 100])
+def test_blockwise_moments_equal_the_gram_moments(block):
+    """Symmetric blocks (n = 10 not a multiple of the block) give the sums of the whole Gram matrices."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 10, 5, generator=gen, dtype=torch.float64) + 1
+    y = torch.randn(2, 10, 7, generator=gen, dtype=torch.float64)
+    got = feature_gram_moments(x, y, block=block)
+    want = gram_moments(x @ x.mT, y @ y.mT)
+    for key, value in want.items():
+        torch.testing.assert_close(got[key], value, rtol=1e-12, atol=1e-12, msg=key)
+    for debiased in (False, True):
+        torch.testing.assert_close(hsic_terms(got, debiased=debiased), hsic_terms(want, debiased=debiased))
+
+
+def test_hsic_terms_equal_centred_gram_products(reference_xy):
+    """The moment formulas reproduce ``Σ center_gram(K) ∘ center_gram(L)``, biased and U-centred."""
+    x, y = reference_xy
+    kx, ky = gram_linear(x), gram_linear(y)
+    for debiased in (False, True):
+        cx, cy = center_gram(kx, unbiased=debiased), center_gram(ky, unbiased=debiased)
+        want = torch.stack([(cx * cy).sum(), (cx * cx).sum(), (cy * cy).sum()])
+        torch.testing.assert_close(hsic_terms(gram_moments(kx, ky), debiased=debiased), want, rtol=1e-10, atol=0)
