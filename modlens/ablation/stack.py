@@ -275,7 +275,8 @@ class DecoderStack:
 def _joined(parts: tuple[LayerRecord, ...]) -> LayerRecord:
     """Records of consecutive row blocks as one (call arguments are the same for every block)."""
     names = ("resid_pre", "z", "attn_out", "post", "mlp_out", "resid_post")
-    return replace(parts[0], **{name: torch.cat([getattr(p, name) for p in parts]) for name in names})
+    joined: dict[str, Any] = {name: torch.cat([getattr(p, name) for p in parts]) for name in names}
+    return replace(parts[0], **joined)
 
 
 def _first(value: Any) -> Any:

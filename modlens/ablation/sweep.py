@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 DEFAULT_MEMORY_BUDGET = 1 << 30
 """Bytes of activations one stacked forward may hold (1 GiB)."""
 
+PROGRESS_DELAY_S = 2.0
+"""The progress bar appears once a sweep has run this long (short sweeps stay quiet)."""
+
 COLUMNS = ["component", "layer", "kind", "index", "method", "metric", "clean", "ablated", "change"]
 
 
@@ -103,7 +106,8 @@ def run_ablation_sweep(
         memory_budget: bytes of activations one stacked forward may use; ablations are chunked to fit.
         answer_local: whether ``metric`` reads logits only at answer-predicting positions (then only those
             are computed). Default: true for modlens's built-in metrics, false for other functions.
-        progress: show a progress bar over the stacked forwards (see ``modlens.progress``).
+        progress: show a progress bar over the stacked forwards once the sweep has run ``PROGRESS_DELAY_S``
+            seconds (see ``modlens.progress``).
 
     Returns:
         Columns ``component, layer, kind, index, method, metric, clean, ablated, change``.
@@ -143,7 +147,8 @@ def run_ablation_sweep(
         (layer, group[i : i + chunk]) for layer, group in sorted(by_layer.items()) for i in range(0, len(group), chunk)
     ]
     results: dict[Component, float] = {}
-    for layer, part in progress_bar(chunks, enabled=progress, desc="ablation sweep", unit="chunk"):
+    bar = progress_bar(chunks, enabled=progress, desc="ablation sweep", unit="chunk", delay=PROGRESS_DELAY_S)
+    for layer, part in bar:
         rec, ref = records[layer], ref_records[layer]
         w_o, w_out = stack.w_o(layer), stack.w_out(layer)
         for kinds in (("head", "attn"), ("neuron", "mlp")):

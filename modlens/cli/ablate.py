@@ -34,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory (must be new or empty)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def resolve_components(spec: ModelSpec, text: str) -> list[Component]:
@@ -62,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         metric=METRICS[args.metric],
         seed=args.resample_seed,
         memory_budget=budget,
+        progress=not args.no_progress,
     )
     figures = {}
     for kind, filename in _FIGURES.items():

@@ -1,0 +1,168 @@
+"""The sweep's shortcuts each equal the plain loop: queries at scored positions only, CPU row blocks, fallbacks."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+import modlens.ablation.sweep as sweep_module
+from modlens.ablation import run_ablation_loop, run_ablation_sweep
+from modlens.ablation.positions import predicting_positions
+from modlens.ablation.query_attention import QueryAttention
+from modlens.ablation.stack import DecoderStack
+from modlens.cli import main
+from modlens.components import Component, enumerate_components, parse_components
+from modlens.models import Model, save_model, tiny_model
+from modlens.tasks import Batch, SyntheticTask, TaskLayout, answer_accuracy, logit_diff, loss, token_accuracy
+
+RTOL, ATOL = 1e-5, 1e-6  # float32, as in test_sweep.py
+
+
+@pytest.fixture(scope="module")
+def batch(layout: TaskLayout) -> Batch:
+    return SyntheticTask.from_name("reverse", layout).sample(12, split="test", seed=0)
+
+
+def last_layer_components(model: Model) -> list[Component]:
+    last = model.spec.n_layers - 1
+    return [c for c in enumerate_components(model.spec, "head") if c.layer == last] + parse_components(
+        [f"L{last}.attn", f"L{last}.mlp", f"L{last}N5", "L0H1", "L0.mlp"]
+    )
+
+
+def assert_frames_close(fast: pd.DataFrame, slow: pd.DataFrame) -> None:
+    """Metric values within ``RTOL`` relative; changes (small differences of them) within ``RTOL`` of the metric."""
+    assert list(fast["component"]) == list(slow["component"])
+    scale = float(slow["clean"].abs().max())
+    for col, atol in (("clean", ATOL), ("ablated", ATOL), ("change", max(ATOL, RTOL * scale))):
+        torch.testing.assert_close(
+            torch.tensor(fast[col].to_numpy()), torch.tensor(slow[col].to_numpy()), rtol=RTOL, atol=atol
+        )
+
+
+@pytest.mark.parametrize("positions", [[7, 8, 9, 10], [2, 9], [0], list(range(12))])
+def test_query_positions_equal_the_full_last_layer(family_model: Model, batch: Batch, positions: list[int]) -> None:
+    """Every family (Llama with grouped-query attention), contiguous or scattered positions, one or all."""
+    stack = DecoderStack(family_model)
+    records = stack.record(batch.tokens)
+    pos = torch.tensor(positions)
+    hidden = records[-1].resid_pre + 0.3 * torch.randn_like(records[-1].resid_pre)  # not the clean input
+    fast = stack.last_layer_at(hidden, pos, records)
+    slow = stack.resume(family_model.spec.n_layers - 1, hidden, records)[:, pos]
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-5)
+    assert stack.query_path_matches(records, pos)
+
+
+@pytest.mark.parametrize("method", ["zero", "mean", "resample"])
+@pytest.mark.parametrize("metric", [loss, token_accuracy, answer_accuracy, logit_diff])
+def test_last_layer_shortcuts_equal_the_loop(family_model: Model, batch: Batch, method: str, metric) -> None:
+    comps = last_layer_components(family_model)
+    fast = run_ablation_sweep(family_model, batch, comps, method=method, metric=metric, seed=2, progress=False)
+    slow = run_ablation_loop(family_model, batch, comps, method=method, metric=metric, seed=2)
+    assert_frames_close(fast, slow)
+
+
+def test_user_metric_declared_answer_local(family_model: Model, batch: Batch) -> None:
+    """A user metric that reads answer positions only may opt into the shortcut with ``answer_local=True``."""
+
+    def doubled_loss(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return 2 * loss(logits, batch)
+
+    comps = last_layer_components(family_model)
+    fast = run_ablation_sweep(family_model, batch, comps, metric=doubled_loss, answer_local=True, progress=False)
+    slow = run_ablation_loop(family_model, batch, comps, metric=doubled_loss)
+    assert_frames_close(fast, slow)
+
+
+def test_user_metric_reading_every_position_gets_full_logits(family_model: Model, batch: Batch) -> None:
+    """Without a declaration the sweep cannot know which positions a function reads: it computes them all."""
+
+    def first_and_last(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return logits[:, 0].logsumexp(-1).mean() - logits[:, -1].max(-1).values.mean()
+
+    comps = last_layer_components(family_model)
+    fast = run_ablation_sweep(family_model, batch, comps, method="mean", metric=first_and_last, progress=False)
+    slow = run_ablation_loop(family_model, batch, comps, method="mean", metric=first_and_last)
+    assert_frames_close(fast, slow)
+    assert fast["change"].abs().max() > 1e-4
+
+
+def test_a_failing_query_path_check_falls_back(
+    family_model: Model, batch: Batch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the query-position attention disagreed with the layer, the sweep would use the full last layer."""
+
+    def wrong(self: QueryAttention, normed: torch.Tensor, positions: torch.Tensor, attn_kwargs: dict) -> torch.Tensor:
+        return torch.zeros(normed.shape[0], len(positions), normed.shape[-1])
+
+    monkeypatch.setattr(QueryAttention, "__call__", wrong)
+    stack = DecoderStack(family_model)
+    records = stack.record(batch.tokens)
+    assert not stack.query_path_matches(records, predicting_positions(batch))
+    comps = parse_components(["L0H0", "L0.mlp", "L1H3", "L1N2"])
+    fast = run_ablation_sweep(family_model, batch, comps, method="mean", progress=False)
+    slow = run_ablation_loop(family_model, batch, comps, method="mean")
+    assert_frames_close(fast, slow)
+
+
+@pytest.mark.parametrize("rows", [1, 5, 12, 40])
+def test_row_blocks_equal_the_loop(
+    family_model: Model, batch: Batch, rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blocks of any size (5 straddles the ablations of a 12-row batch), the clean record included."""
+    monkeypatch.setattr(sweep_module, "_block_rows", lambda model, length: rows)
+    comps = enumerate_components(family_model.spec, "head") + parse_components(["L0.mlp", "L1.attn", "L0N9"])
+    fast = run_ablation_sweep(family_model, batch, comps, method="resample", seed=4, progress=False)
+    slow = run_ablation_loop(family_model, batch, comps, method="resample", seed=4)
+    assert_frames_close(fast, slow)
+
+
+def test_record_in_blocks_equals_one_pass(family_model: Model, batch: Batch) -> None:
+    stack = DecoderStack(family_model)
+    whole, blocked = stack.record(batch.tokens), stack.record(batch.tokens, block=5)
+    for a, b in zip(whole, blocked, strict=True):
+        for name in ("resid_pre", "z", "attn_out", "post", "mlp_out", "resid_post"):
+            torch.testing.assert_close(getattr(b, name), getattr(a, name), rtol=1e-5, atol=1e-6)
+
+
+def test_block_rows_bound_the_widest_activation_on_cpu() -> None:
+    model = tiny_model("gpt2", n_layers=1, d_model=64, n_heads=4, n_ctx=32, d_vocab=16)
+    rows = sweep_module._block_rows(model, 16)
+    assert rows is not None
+    widest = max(model.spec.d_mlp, 3 * model.spec.d_model, model.spec.n_heads * 16) * 16 * 4
+    assert rows * widest <= sweep_module._CPU_BLOCK_BYTES or rows * 16 <= sweep_module._MIN_BLOCK_TOKENS + 16
+
+
+@pytest.mark.parametrize(("needed", "n_pos", "kept"), [(10, 20, 16), (10, 12, 12), (18, 20, 18), (3, 3, 3)])
+def test_kept_length(needed: int, n_pos: int, kept: int) -> None:
+    assert sweep_module._kept_length(needed, n_pos) == kept
+
+
+def test_progress_bar_over_chunks(family_model: Model, batch: Batch, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("MODLENS_PROGRESS", "1")
+    monkeypatch.setattr(sweep_module, "PROGRESS_DELAY_S", 0.0)
+    comps = parse_components(["L0H0", "L1H1", "L1.mlp"])
+    run_ablation_sweep(family_model, batch, comps, memory_budget=1, progress=True)
+    shown = capsys.readouterr().err
+    assert "ablation sweep" in shown and "3/3" in shown
+    run_ablation_sweep(family_model, batch, comps, memory_budget=1, progress=False)
+    assert "ablation sweep" not in capsys.readouterr().err
+
+
+def test_short_sweeps_stay_quiet(family_model: Model, batch: Batch, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("MODLENS_PROGRESS", "1")
+    run_ablation_sweep(family_model, batch, parse_components(["L0H0", "L1H1"]), memory_budget=1)
+    assert "ablation sweep" not in capsys.readouterr().err
+
+
+def test_cli_no_progress(tokenizer, tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("MODLENS_PROGRESS", "1")
+    monkeypatch.setattr(sweep_module, "PROGRESS_DELAY_S", 0.0)
+    model = tiny_model("gpt_neox", tokenizer=tokenizer, n_layers=2, d_model=32, n_heads=4, n_ctx=32)
+    path = save_model(model, tmp_path / "tiny")
+    args = ["ablate", str(path), "--task", "reverse", "--n-examples", "4", "--components", "L0H1,L1.mlp"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert "ablation sweep" in capsys.readouterr().err
+    assert main([*args, "--no-progress", "--out", str(tmp_path / "b")]) == 0
+    assert "ablation sweep" not in capsys.readouterr().err
