@@ -77,7 +77,7 @@ class LayerRecord:
     attn_args: tuple[Any, ...] = ()
     attn_kwargs: dict[str, Any] = field(default_factory=dict)
 
-    def take(self, *, rows: Tensor | None = None, positions: Tensor | None = None) -> "LayerRecord":
+    def take(self, *, rows: Tensor | slice | None = None, positions: Tensor | None = None) -> "LayerRecord":
         """The residual, attention and MLP outputs at some batch rows and/or positions (``z``, ``post`` stay whole)."""
         names = ("resid_pre", "attn_out", "mlp_out", "resid_post")
         picked = {name: getattr(self, name) for name in names}

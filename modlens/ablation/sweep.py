@@ -183,8 +183,11 @@ class _Tail:
     def __call__(self, flat: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """Logits of the stacked rows ``rows`` of ``flat`` (``[ablation * batch, ...]``; batch row = row mod batch)."""
         stack, last = self.stack, len(self.records) - 1
-        edit = flat[rows[0] : rows[-1] + 1]
-        rec = self.record.take(rows=rows % len(self.record.resid_pre))
+        first, n_rows = int(rows[0]), len(self.record.resid_pre)
+        edit = flat[first : first + len(rows)]
+        # a block inside one ablation's rows reads the clean record as a view, others gather
+        start = first % n_rows
+        rec = self.record.take(rows=slice(start, start + len(rows)) if start + len(rows) <= n_rows else rows % n_rows)
         attn, mlp = (edit, None) if self.attention else (None, edit)
         hidden = stack.finish_layer(self.layer, rec.resid_pre, attn, mlp, rec)
         if self.layer < last and self.query_path:
