@@ -8,7 +8,8 @@ Cases:
   small  the embedded family's 3-layer GPT-NeoX (d_model 64, pretrained 300 steps on the primitives;
          built once into the modlens cache), all heads + all MLP layers, a synthetic task batch.
   gpt2   a randomly initialised GPT-2-small-shaped model (12 layers x 12 heads, d_model 768, d_vocab
-         50257) on 32 random prompts of 32 tokens, the answer being the last token; all heads by default.
+         50257) on 32 random prompts of 32 tokens, the answer being the last token; all 144 heads and
+         the 12 MLP layers by default.
 
 Usage:
   python benchmarks/ablation_sweep.py [--case small|gpt2|all] [--repeats 3] [--json PATH]
@@ -55,9 +56,10 @@ def gpt2_case(args: argparse.Namespace) -> tuple[Model, Batch, list[Component], 
     mask[:, -1] = True
     batch = Batch(tokens, mask, "random")
     heads = [c for c in enumerate_components(model.spec, "head") if c.index < args.gpt2_heads_per_layer]
+    mlps = enumerate_components(model.spec, "mlp") if args.gpt2_mlps else []
     info = {"model": "random GPT-2-small shape: 12 layers x 12 heads, d_model 768, d_mlp 3072, d_vocab 50257",
             "batch": "32 x 32 random tokens; answer = last token"}  # fmt: skip
-    return model, batch, heads, info
+    return model, batch, heads + mlps, info
 
 
 CASES = {"small": small_case, "gpt2": gpt2_case}
@@ -73,6 +75,7 @@ def peak_memory_mb(case: str, name: str, args: argparse.Namespace) -> float:
     """Peak resident memory a method adds, measured in a fresh process (so runs do not share a high-water mark)."""
     cmd = [sys.executable, __file__, "--memory-child", case, name, "--method", args.method, "--threads",
            str(args.threads), "--gpt2-heads-per-layer", str(args.gpt2_heads_per_layer),
+           *([] if args.gpt2_mlps else ["--no-gpt2-mlps"]),
            "--small-examples", str(args.small_examples)]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
@@ -150,6 +153,7 @@ def main() -> None:
     parser.add_argument("--method", default="mean", choices=["zero", "mean", "resample"])
     parser.add_argument("--small-examples", type=int, default=128, help="examples in the small case's batch")
     parser.add_argument("--gpt2-heads-per-layer", type=int, default=12, help="heads per layer in the gpt2 case")
+    parser.add_argument("--no-gpt2-mlps", dest="gpt2_mlps", action="store_false", help="gpt2 case: heads only")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--memory-only", action="store_true", help="only measure peak memory (no timing)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
