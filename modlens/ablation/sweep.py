@@ -117,7 +117,9 @@ def run_ablation_sweep(
     local = is_answer_local(metric) if answer_local is None else answer_local
     batch = batch.to(model.device)
     positions = predicting_positions(batch) if local else torch.arange(batch.n_pos, device=model.device)
-    length = _kept_length(int(positions.max()) + 1, batch.n_pos) if local else batch.n_pos
+    # padding positions need reference values too, so a shorter reference caps the padding
+    available = batch.n_pos if reference is None or not needs_reference(method) else min(batch.n_pos, reference.n_pos)
+    length = _kept_length(int(positions.max()) + 1, available) if local else batch.n_pos
     scored = compact_batch(batch, positions) if local else batch
 
     def score(logits: torch.Tensor) -> float:
@@ -227,7 +229,7 @@ def _row_blocks(n: int, block: int | None) -> list[torch.Tensor]:
 
 
 def _kept_length(needed: int, n_pos: int) -> int:
-    """Positions to keep: through the last scored one, but at least 16 (or all, when fewer).
+    """Positions to keep: through the last scored one, but at least 16 (or all ``n_pos``, when fewer).
 
     Causal attention makes later positions irrelevant. Keys shorter than 16 save little and cost much:
     torch's CPU softmax runs a scalar loop when its last dimension is shorter than one SIMD vector

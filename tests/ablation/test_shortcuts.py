@@ -139,6 +139,22 @@ def test_kept_length(needed: int, n_pos: int, kept: int) -> None:
     assert sweep_module._kept_length(needed, n_pos) == kept
 
 
+def test_a_shorter_reference_caps_the_padding(family_model: Model) -> None:
+    """Positions kept past the last answer (for speed) never ask a reference for positions it lacks."""
+    gen = torch.Generator().manual_seed(0)
+    d_vocab = family_model.spec.d_vocab
+    tokens = torch.randint(0, d_vocab, (6, 24), generator=gen)
+    mask = torch.zeros_like(tokens, dtype=torch.bool)
+    mask[:, 8:10] = True
+    batch = Batch(tokens, mask, "random")
+    reference = Batch(torch.randint(0, d_vocab, (5, 12), generator=gen), torch.zeros(5, 12, dtype=torch.bool))
+    comps = parse_components(["L0H1", "L1H2", "L1.mlp"])
+    fast = run_ablation_sweep(family_model, batch, comps, method="mean", reference=reference, progress=False)
+    cut = Batch(tokens[:, :12], mask[:, :12], "random")  # the same answers; the loop needs equal lengths
+    slow = run_ablation_loop(family_model, cut, comps, method="mean", reference=reference)
+    assert_frames_close(fast, slow)
+
+
 def test_progress_bar_over_chunks(family_model: Model, batch: Batch, capsys, monkeypatch) -> None:
     monkeypatch.setenv("MODLENS_PROGRESS", "1")
     monkeypatch.setattr(sweep_module, "PROGRESS_DELAY_S", 0.0)
