@@ -4,8 +4,9 @@ For a component in layer ``l`` nothing below ``l`` changes, so the clean pass is
 ablation resumes from layer ``l``: a head's or neuron's removal is an exact additive change to its
 layer's attention or MLP output, a whole layer's is a replacement. Ablations of one layer are stacked
 along the batch dimension and run through the remaining layers together, in chunks sized to a memory
-budget. Built-in metrics only read logits where an answer is predicted, so only those positions are
-unembedded, and the sequence is cut after the last one (causal attention makes that exact).
+budget (on CPU, run in small row blocks). Built-in metrics only read logits where an answer is
+predicted, so only those positions are unembedded, the sequence is cut after the last one (causal
+attention makes that exact), and the last layer computes queries, attention and MLP there alone.
 """
 
 import logging
