@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 Measure = Literal["linear_cka", "debiased_cka", "cosine", "rel_change"]
 MEASURES: tuple[Measure, ...] = ("linear_cka", "debiased_cka", "cosine", "rel_change")
 HOOKS = ("resid_post", "attn_out", "mlp_out")
+_HOOKS_PER_STEP = 6
 
 
 def run_activation_drift(
@@ -175,25 +176,28 @@ class _Accumulator:
         self.n_tokens = 0
 
     def update(self, x: Float[Tensor, "hook batch d_model"], y: Float[Tensor, "hook batch d_model"]) -> None:
+        if x.shape[1] < 4 and "debiased_cka" in self.measures:
+            log.warning("a minibatch of %d positions is too small for debiased CKA; skipped", x.shape[1])
+        # A few hooks at a time: the temporaries (centred copies, cosine terms) stay a fraction of the batch.
+        for start in range(0, x.shape[0], _HOOKS_PER_STEP):
+            part = slice(start, start + _HOOKS_PER_STEP)
+            self._update(part, x[part], y[part])
+        self.n_tokens += int(x.shape[1])
+
+    def _update(self, part: slice, x: Tensor, y: Tensor) -> None:
         if "linear_cka" in self.measures or "debiased_cka" in self.measures:
             # One pair of Gram matrices per hook serves both estimators. Centring the columns first changes
             # no HSIC estimate but keeps the float32 products accurate (see MinibatchCKA.update).
-            xc, yc = x - x.mean(1, keepdim=True), y - y.mean(1, keepdim=True)
-            moments = feature_gram_moments(xc, yc)
-            del xc, yc
+            moments = feature_gram_moments(x - x.mean(1, keepdim=True), y - y.mean(1, keepdim=True))
             if "linear_cka" in self.measures:
-                self.linear += hsic_terms(moments, debiased=False)
-            if "debiased_cka" in self.measures:
-                if x.shape[1] < 4:
-                    log.warning("a minibatch of %d positions is too small for debiased CKA; skipped", x.shape[1])
-                else:
-                    self.debiased += hsic_terms(moments, debiased=True)
+                self.linear[part] += hsic_terms(moments, debiased=False)
+            if "debiased_cka" in self.measures and x.shape[1] >= 4:
+                self.debiased[part] += hsic_terms(moments, debiased=True)
         if "cosine" in self.measures:
-            self.cos_sum += torch.nn.functional.cosine_similarity(x, y, dim=-1).double().sum(-1)
+            self.cos_sum[part] += torch.nn.functional.cosine_similarity(x, y, dim=-1).double().sum(-1)
         if "rel_change" in self.measures:
-            self.diff_norm_sum += (y - x).norm(dim=-1).double().sum(-1)
-            self.base_norm_sum += x.norm(dim=-1).double().sum(-1)
-        self.n_tokens += int(x.shape[1])
+            self.diff_norm_sum[part] += (y - x).norm(dim=-1).double().sum(-1)
+            self.base_norm_sum[part] += x.norm(dim=-1).double().sum(-1)
 
     def result(self) -> dict[str, list[float] | list[int]]:
         n_hooks = len(self.cos_sum)
