@@ -131,7 +131,12 @@ class DecoderStack:
         if block is None or len(tokens) <= block:
             return self._record(tokens)
         parts = [self._record(rows) for rows in tokens.tensor_split(-(-len(tokens) // block))]
-        return [_joined(layer) for layer in zip(*parts, strict=True)]
+        joined = []
+        for i in range(len(self.layers)):
+            joined.append(_joined(tuple(p[i] for p in parts)))
+            for p in parts:  # drop each block's copy once joined: peak memory stays one layer above the records
+                p[i] = joined[-1]
+        return joined
 
     def _record(self, tokens: Int[Tensor, "batch pos"]) -> list[LayerRecord]:
         found: list[dict[str, Any]] = [{} for _ in self.layers]
