@@ -88,6 +88,7 @@ def ablation_unit(
         metric=METRICS[metric],
         seed=seed,
         memory_budget=memory_budget,
+        progress=False,  # units run many at a time; the executor's bar counts them
     )
     return records(frame, coords)
 
