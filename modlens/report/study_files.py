@@ -15,7 +15,7 @@ from modlens.errors import ModlensError
 from modlens.plots.drift import plot_drift_by_depth
 from modlens.plots.masks import plot_mask_density
 from modlens.provenance import provenance as current_provenance
-from modlens.report.static import save_figure
+from modlens.report.static import save_figures
 from modlens.report.study_report import REPORT_FILE, analyse_study, render_study_report, study_figures
 
 log = logging.getLogger(__name__)
@@ -158,11 +158,13 @@ def write_study_report(
     skipped = None
     if static:
         figures = list(own.values())
+        items = [
+            (figures[index], target.parent / FIGURES_DIR / f"{stem}.{fmt}")
+            for stem, index in STATIC_FIGURES.items()
+            for fmt in STATIC_FORMATS
+        ]
         try:
-            for stem, index in STATIC_FIGURES.items():
-                for fmt in STATIC_FORMATS:
-                    path = target.parent / FIGURES_DIR / f"{stem}.{fmt}"
-                    written.append(save_figure(figures[index], path, chromium=chromium))
+            written = save_figures(items, chromium=chromium)
         except ModlensError as err:
             skipped = f"static figures skipped: {err}"
     return StudyReportFiles(html=target, figures=tuple(written), skipped=skipped, answer=analysis.answer)

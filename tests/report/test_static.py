@@ -4,7 +4,7 @@ import plotly.graph_objects as go
 import pytest
 
 from modlens.errors import ModlensError
-from modlens.report import save_figure
+from modlens.report import save_figure, save_figures
 
 
 @pytest.fixture(scope="module")
@@ -44,3 +44,18 @@ def test_static_export(fig, tmp_path, chromium, suffix):
     data = path.read_bytes()
     assert data.startswith(MAGIC[suffix])
     assert len(data) > 1000  # a rendered figure, not an empty shell
+
+
+def test_save_figures_shares_one_browser_for_every_format(fig, tmp_path, chromium):
+    items = [(fig, tmp_path / f"out/f.{suffix}") for suffix in (*sorted(MAGIC), "html")]
+    written = save_figures(items, chromium=chromium)
+    assert written == [path for _, path in items]
+    for path in written[:-1]:
+        assert path.read_bytes().startswith(MAGIC[path.suffix[1:]])
+    assert "plotly" in written[-1].read_text().lower()
+
+
+def test_save_figures_checks_every_suffix_before_writing(fig, tmp_path):
+    with pytest.raises(ModlensError, match=r"f\.jpeg"):
+        save_figures([(fig, tmp_path / "a.html"), (fig, tmp_path / "f.jpeg")])
+    assert list(tmp_path.iterdir()) == []
