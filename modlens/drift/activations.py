@@ -166,7 +166,10 @@ def _activations(model: Model, tokens: Tensor) -> Float[Tensor, "hook batch pos 
 
 
 class _Accumulator:
-    """Streaming statistics of every (layer, hook) pair at once: each field has one entry per pair."""
+    """Streaming statistics of every (layer, hook) pair at once: each field has one entry per pair.
+
+    The sums live on the CPU whatever device the model runs on: each minibatch adds a few numbers per hook.
+    """
 
     def __init__(self, measures: Sequence[str], n_hooks: int) -> None:
         self.measures = measures
@@ -190,14 +193,14 @@ class _Accumulator:
             # no HSIC estimate but keeps the float32 products accurate (see MinibatchCKA.update).
             moments = feature_gram_moments(x - x.mean(1, keepdim=True), y - y.mean(1, keepdim=True))
             if "linear_cka" in self.measures:
-                self.linear[part] += hsic_terms(moments, debiased=False)
+                self.linear[part] += hsic_terms(moments, debiased=False).cpu()
             if "debiased_cka" in self.measures and x.shape[1] >= 4:
-                self.debiased[part] += hsic_terms(moments, debiased=True)
+                self.debiased[part] += hsic_terms(moments, debiased=True).cpu()
         if "cosine" in self.measures:
-            self.cos_sum[part] += torch.nn.functional.cosine_similarity(x, y, dim=-1).double().sum(-1)
+            self.cos_sum[part] += torch.nn.functional.cosine_similarity(x, y, dim=-1).double().sum(-1).cpu()
         if "rel_change" in self.measures:
-            self.diff_norm_sum[part] += (y - x).norm(dim=-1).double().sum(-1)
-            self.base_norm_sum[part] += x.norm(dim=-1).double().sum(-1)
+            self.diff_norm_sum[part] += (y - x).norm(dim=-1).double().sum(-1).cpu()
+            self.base_norm_sum[part] += x.norm(dim=-1).double().sum(-1).cpu()
 
     def result(self) -> dict[str, list[float] | list[int]]:
         n_hooks = len(self.cos_sum)

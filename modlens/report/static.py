@@ -68,13 +68,17 @@ def save_figures(
     when started per file).
 
     Raises:
-        ModlensError: as ``save_figure``; every suffix is checked before anything is written.
+        ModlensError: as ``save_figure``, or the browser failed to render (HTML files are written first);
+            every suffix is checked before anything is written.
     """
     targets = [Path(path).expanduser() for _, path in items]
     suffixes = [t.suffix.lower().lstrip(".") for t in targets]
     for target, suffix in zip(targets, suffixes, strict=True):
         if suffix not in (*STATIC_FORMATS, "html", "htm"):
             raise ModlensError(f"cannot save a figure as {target.name!r}; use .html, .png, .svg or .pdf")
+    for (fig, _), target, suffix in zip(items, targets, suffixes, strict=True):
+        if suffix not in STATIC_FORMATS:
+            save_figure_html(fig, target)  # first: a failed static export still leaves the interactive files
     static = [
         {"fig": fig, "path": str(target), "opts": {"format": suffix, "scale": scale}}
         for (fig, _), target, suffix in zip(items, targets, suffixes, strict=True)
@@ -85,10 +89,12 @@ def save_figures(
         for spec in static:
             Path(spec["path"]).parent.mkdir(parents=True, exist_ok=True)
         # mathjax=False: kaleido would otherwise fetch MathJax from a CDN, which offline machines cannot reach.
-        kaleido.write_fig_from_object_sync(static, kopts={"path": str(browser), "mathjax": False}, cancel_on_error=True)
-    for (fig, _), target, suffix in zip(items, targets, suffixes, strict=True):
-        if suffix not in STATIC_FORMATS:
-            save_figure_html(fig, target)
+        try:
+            kaleido.write_fig_from_object_sync(
+                static, kopts={"path": str(browser), "mathjax": False}, cancel_on_error=True
+            )
+        except Exception as err:  # the browser crashed, timed out or could not render: not a modlens bug
+            raise ModlensError(f"static figure export with {browser} failed ({type(err).__name__}: {err})") from err
     return targets
 
 

@@ -168,6 +168,8 @@ def test_progress_bar_over_chunks(family_model: Model, batch: Batch, capsys, mon
 
 def test_short_sweeps_stay_quiet(family_model: Model, batch: Batch, capsys, monkeypatch) -> None:
     monkeypatch.setenv("MODLENS_PROGRESS", "1")
+    # a sweep that ends before the bar's delay shows nothing (a long delay: no dependence on machine speed)
+    monkeypatch.setattr(sweep_module, "PROGRESS_DELAY_S", 3600.0)
     run_ablation_sweep(family_model, batch, parse_components(["L0H0", "L1H1"]), memory_budget=1)
     assert "ablation sweep" not in capsys.readouterr().err
 
