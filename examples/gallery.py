@@ -17,8 +17,7 @@ MEMBER, STEP, TASK = "L3-seed0-noise0.00", 1000, "reverse"
 
 
 def study_figures(study_dir: Path) -> dict[str, go.Figure]:
-    from modlens.report import load_study
-    from modlens.report.study_files import drift_figures, mask_figures
+    from modlens.report import drift_figures, load_study, mask_figures
 
     study = load_study(study_dir)
     drift = drift_figures(study.drift_layers)
