@@ -16,43 +16,9 @@ from modlens._typing import Float, Int, Tensor
 from modlens.ablation.methods import AblationError
 from modlens.ablation.query_attention import QueryAttention, query_attention
 from modlens.models import Model
+from modlens.models.modules import MODULE_PATHS
 
 log = logging.getLogger(__name__)
-
-# Submodule paths per architecture: layers, final norm, and, inside a layer, the attention output
-# projection, the second norm, the MLP and its down projection.
-_PATHS: dict[str, dict[str, str]] = {
-    "GPTNeoXForCausalLM": {
-        "layers": "gpt_neox.layers",
-        "final_norm": "gpt_neox.final_layer_norm",
-        "ln1": "input_layernorm",
-        "attn": "attention",
-        "o_proj": "attention.dense",
-        "ln2": "post_attention_layernorm",
-        "mlp": "mlp",
-        "down": "mlp.dense_4h_to_h",
-    },
-    "GPT2LMHeadModel": {
-        "layers": "transformer.h",
-        "final_norm": "transformer.ln_f",
-        "ln1": "ln_1",
-        "attn": "attn",
-        "o_proj": "attn.c_proj",
-        "ln2": "ln_2",
-        "mlp": "mlp",
-        "down": "mlp.c_proj",
-    },
-    "LlamaForCausalLM": {
-        "layers": "model.layers",
-        "final_norm": "model.norm",
-        "ln1": "input_layernorm",
-        "attn": "self_attn",
-        "o_proj": "self_attn.o_proj",
-        "ln2": "post_attention_layernorm",
-        "mlp": "mlp",
-        "down": "mlp.down_proj",
-    },
-}
 
 
 def _input_major(proj: nn.Module) -> Tensor:
@@ -93,11 +59,11 @@ class DecoderStack:
 
     def __init__(self, model: Model) -> None:
         arch = model.spec.architecture
-        if arch not in _PATHS:
-            raise AblationError(f"the fast ablation path supports {', '.join(_PATHS)}; got {arch}")
+        if arch not in MODULE_PATHS:
+            raise AblationError(f"the fast ablation path supports {', '.join(MODULE_PATHS)}; got {arch}")
         self.model = model
         self.hf = model.hf
-        paths = _PATHS[arch]
+        paths = MODULE_PATHS[arch]
         layers = self.hf.get_submodule(paths["layers"])
         assert isinstance(layers, nn.ModuleList)
         self.layers = list(layers)

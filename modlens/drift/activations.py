@@ -13,6 +13,7 @@ from modlens._typing import Bool, Float, Tensor
 from modlens.drift.cka import feature_gram_moments, hsic_terms
 from modlens.errors import PairMismatchError, TaskError
 from modlens.models import Model, check_pair
+from modlens.models.modules import MODULE_PATHS
 from modlens.progress import progress_bar
 from modlens.tasks import Batch
 
@@ -123,20 +124,14 @@ class _StopForward(Exception):
 
 # Where each supported architecture keeps its decoder layers, and the attention and MLP modules of a layer:
 # their outputs are the bridge's ``hook_attn_out`` and ``hook_mlp_out``, a layer's output its ``hook_resid_post``.
-_MODULES = {
-    "GPT2LMHeadModel": ("transformer.h", "attn", "mlp"),
-    "GPTNeoXForCausalLM": ("gpt_neox.layers", "attention", "mlp"),
-    "LlamaForCausalLM": ("model.layers", "self_attn", "mlp"),
-}
-
-
 def _activations(model: Model, tokens: Tensor) -> Float[Tensor, "hook batch pos d_model"]:
     """Every layer's activations at the drift hooks, as float32, stacked in ``(layer, HOOKS)`` order.
 
     Plain forward hooks on the Hugging Face modules, not the bridge: the same values (see the tests) without
     the bridge's per-component overhead, and the forward stops after the last layer.
     """
-    layers_path, attn_name, mlp_name = _MODULES[model.spec.architecture]
+    paths = MODULE_PATHS[model.spec.architecture]
+    layers_path, attn_name, mlp_name = paths["layers"], paths["attn"], paths["mlp"]
     layers = list(cast(torch.nn.ModuleList, model.hf.get_submodule(layers_path)))
     n_layers, d_model = len(layers), model.spec.d_model
     out = torch.empty(n_layers * len(HOOKS), *tokens.shape, d_model, dtype=torch.float32, device=model.device)
