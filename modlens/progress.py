@@ -18,7 +18,8 @@ _global: dict[str, bool | None] = {"enabled": None}
 def set_progress(enabled: bool | None) -> None:
     """Turns every modlens progress bar on or off; ``None`` goes back to ``$MODLENS_PROGRESS`` (default on).
 
-    transformers' own bars (loading and writing weights) follow ``True``/``False`` too.
+    transformers' own bars (loading and writing weights) follow ``True``/``False`` too; ``None`` leaves them
+    as they are.
     """
     _global["enabled"] = enabled
     if enabled is not None:

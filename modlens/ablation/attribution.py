@@ -117,10 +117,12 @@ def check_attribution(
     metric: Metric = loss,
     reference: Batch | None = None,
     seed: int = 0,
+    progress: bool = True,
 ) -> AttributionCheck:
     """Compares an attribution frame with exact ablation; runs the exact sweep when ``exact`` is not given.
 
     The method is read from ``estimate``; pass the metric, reference and seed the estimate used.
+    ``progress`` shows the exact sweep's bar.
     """
     from modlens.components import parse_component
 
@@ -135,6 +137,7 @@ def check_attribution(
             metric=metric,
             reference=reference,
             seed=seed,
+            progress=progress,
         )
     return compare_attribution(estimate, exact, top_k=top_k)
 
