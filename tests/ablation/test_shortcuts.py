@@ -13,7 +13,7 @@ from modlens.ablation.query_attention import QueryAttention
 from modlens.ablation.stack import DecoderStack
 from modlens.cli import main
 from modlens.components import Component, enumerate_components, parse_components
-from modlens.models import Model, save_model, tiny_model
+from modlens.models import Model, load_model, save_model, tiny_model
 from modlens.tasks import Batch, SyntheticTask, TaskLayout, answer_accuracy, logit_diff, loss, token_accuracy
 
 RTOL, ATOL = 1e-5, 1e-6  # float32, as in test_sweep.py
@@ -104,6 +104,28 @@ def test_a_failing_query_path_check_falls_back(
     fast = run_ablation_sweep(family_model, batch, comps, method="mean", progress=False)
     slow = run_ablation_loop(family_model, batch, comps, method="mean")
     assert_frames_close(fast, slow)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_query_path_check_is_tight_in_half_precision(
+    tokenizer, layout: TaskLayout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dtype: torch.dtype
+) -> None:
+    """The right path passes; a last layer finished at the neighbouring positions (about 0.09 of the residual's
+    scale off here) fails in bfloat16 too, where the old tolerance (64 eps = 0.5 of the scale) let it through."""
+    model = tiny_model("llama", tokenizer=tokenizer, n_layers=2, d_model=32, n_heads=4, n_kv_heads=2, n_ctx=32)
+    half = load_model(save_model(model, tmp_path / "m"), dtype=dtype)
+    batch = SyntheticTask.from_name("reverse", layout).sample(16, split="test", seed=0)
+    stack = DecoderStack(half)
+    records = stack.record(batch.tokens)
+    positions = predicting_positions(batch)
+    assert stack.query_path_matches(records, positions)
+    real = DecoderStack.last_layer_at
+
+    def shifted(self: DecoderStack, hidden: torch.Tensor, pos: torch.Tensor, recs: list) -> torch.Tensor:
+        return real(self, hidden, (pos + 1).clamp(max=hidden.shape[1] - 1), recs)
+
+    monkeypatch.setattr(DecoderStack, "last_layer_at", shifted)
+    assert not stack.query_path_matches(records, positions)
 
 
 @pytest.mark.parametrize("rows", [1, 5, 12, 40])
