@@ -163,7 +163,7 @@ def _activations(model: Model, tokens: Tensor) -> Float[Tensor, "hook batch pos 
 class _Accumulator:
     """Streaming statistics of every (layer, hook) pair at once: each field has one entry per pair.
 
-    The sums live on the CPU whatever device the model runs on: each minibatch adds a few numbers per hook.
+    The sums move to the activations' device on the first minibatch, so updates never copy between devices.
     """
 
     def __init__(self, measures: Sequence[str], n_hooks: int) -> None:
@@ -174,6 +174,9 @@ class _Accumulator:
         self.n_tokens = 0
 
     def update(self, x: Float[Tensor, "hook batch d_model"], y: Float[Tensor, "hook batch d_model"]) -> None:
+        if self.cos_sum.device != x.device:
+            for name in ("linear", "debiased", "cos_sum", "diff_norm_sum", "base_norm_sum"):
+                setattr(self, name, getattr(self, name).to(x.device))
         if x.shape[1] < 4 and "debiased_cka" in self.measures:
             log.warning("a minibatch of %d positions is too small for debiased CKA; skipped", x.shape[1])
         # A few hooks at a time: the temporaries (centred copies, cosine terms) stay a fraction of the batch.
@@ -188,14 +191,14 @@ class _Accumulator:
             # no HSIC estimate but keeps the float32 products accurate (see MinibatchCKA.update).
             moments = feature_gram_moments(x - x.mean(1, keepdim=True), y - y.mean(1, keepdim=True))
             if "linear_cka" in self.measures:
-                self.linear[part] += hsic_terms(moments, debiased=False).cpu()
+                self.linear[part] += hsic_terms(moments, debiased=False)
             if "debiased_cka" in self.measures and x.shape[1] >= 4:
-                self.debiased[part] += hsic_terms(moments, debiased=True).cpu()
+                self.debiased[part] += hsic_terms(moments, debiased=True)
         if "cosine" in self.measures:
-            self.cos_sum[part] += torch.nn.functional.cosine_similarity(x, y, dim=-1).double().sum(-1).cpu()
+            self.cos_sum[part] += torch.nn.functional.cosine_similarity(x, y, dim=-1).double().sum(-1)
         if "rel_change" in self.measures:
-            self.diff_norm_sum[part] += (y - x).norm(dim=-1).double().sum(-1).cpu()
-            self.base_norm_sum[part] += x.norm(dim=-1).double().sum(-1).cpu()
+            self.diff_norm_sum[part] += (y - x).norm(dim=-1).double().sum(-1)
+            self.base_norm_sum[part] += x.norm(dim=-1).double().sum(-1)
 
     def result(self) -> dict[str, list[float] | list[int]]:
         n_hooks = len(self.cos_sum)

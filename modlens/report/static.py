@@ -71,18 +71,17 @@ def save_figures(
         ModlensError: as ``save_figure``, or the browser failed to render (HTML files are written first);
             every suffix is checked before anything is written.
     """
-    targets = [Path(path).expanduser() for _, path in items]
-    suffixes = [t.suffix.lower().lstrip(".") for t in targets]
-    for target, suffix in zip(targets, suffixes, strict=True):
-        if suffix not in (*STATIC_FORMATS, "html", "htm"):
+    entries = [(fig, Path(path).expanduser()) for fig, path in items]
+    for _, target in entries:
+        if _suffix(target) not in (*STATIC_FORMATS, "html", "htm"):
             raise ModlensError(f"cannot save a figure as {target.name!r}; use .html, .png, .svg or .pdf")
-    for (fig, _), target, suffix in zip(items, targets, suffixes, strict=True):
-        if suffix not in STATIC_FORMATS:
+    for fig, target in entries:
+        if _suffix(target) not in STATIC_FORMATS:
             save_figure_html(fig, target)  # first: a failed static export still leaves the interactive files
     static = [
-        {"fig": fig, "path": str(target), "opts": {"format": suffix, "scale": scale}}
-        for (fig, _), target, suffix in zip(items, targets, suffixes, strict=True)
-        if suffix in STATIC_FORMATS
+        {"fig": fig, "path": str(target), "opts": {"format": _suffix(target), "scale": scale}}
+        for fig, target in entries
+        if _suffix(target) in STATIC_FORMATS
     ]
     if static:
         kaleido, browser = _static_renderer(chromium)
@@ -95,7 +94,11 @@ def save_figures(
             )
         except Exception as err:  # the browser crashed, timed out or could not render: not a modlens bug
             raise ModlensError(f"static figure export with {browser} failed ({type(err).__name__}: {err})") from err
-    return targets
+    return [target for _, target in entries]
+
+
+def _suffix(path: Path) -> str:
+    return path.suffix.lower().lstrip(".")
 
 
 def _static_renderer(chromium: "str | os.PathLike[str] | None") -> tuple[Any, Path]:
