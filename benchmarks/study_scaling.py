@@ -6,7 +6,8 @@ Each case runs the same preset into a fresh store and the script checks the case
 
 ``--reference DIR`` adds an existing store of the same preset (e.g. ``./run study``'s results/quick) to the
 identity check, so ``--no-local`` can reuse a run made separately. Each case also reports the sum of its
-units' CPU seconds (recorded per unit), which barely moves when other jobs share the machine.
+units' CPU seconds (recorded per unit), which barely moves when other jobs share the machine. ``--keep DIR``
+keeps each case's store in ``DIR/<case>`` (e.g. to build its report with ``modlens report``).
 """
 
 import argparse
@@ -49,6 +50,7 @@ def main() -> None:
     parser.add_argument("--no-local", action="store_true", help="skip the in-process case")
     parser.add_argument("--reference", type=Path, default=None, help="a store of the same preset to compare with")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--keep", type=Path, default=None, metavar="DIR", help="keep the stores in DIR/<case>")
     args = parser.parse_args()
     from distributed import LocalCluster
 
@@ -58,7 +60,7 @@ def main() -> None:
         cases = [] if args.no_local else [("local", None)]
         cases += [(f"dask-{n}", n) for n in args.workers]
         for name, workers in cases:
-            out = Path(tmp) / name
+            out = (args.keep or Path(tmp)) / name
             if workers is None:
                 seconds, frames[name] = run_case(args.preset, "local", out)
             else:

@@ -124,8 +124,18 @@ class StudyConfig:
 PRESETS: dict[str, StudyConfig] = {
     # <= 10 minutes on 2 cores: the random-init control, 3 pretraining levels, 3 seeds, one depth.
     "quick": StudyConfig(),
-    # Every factor: two depths, two corpus-noise levels, two corpus-diversity levels, five levels, 5 seeds.
+    # Every factor at the quick preset's per-unit budgets: two depths, two corpus-noise levels, two
+    # corpus-diversity levels, 3 seeds, the random-init control and two pretrained levels, task-vector
+    # disentanglement. About an hour on one 2-core machine (measured; README, "Performance").
     "full": StudyConfig(
+        depths=(2, 4),
+        label_noise=(0.0, 0.2),
+        composite_fraction=(0.0, 0.2),
+        disentanglement=True,
+    ),
+    # Paper scale, for a cluster: "full" with 5 seeds, five pretraining levels over 3000 steps, three
+    # learning rates, longer fine-tuning and more mask seeds and steps (projected at about 8.6 CPU-hours).
+    "large": StudyConfig(
         depths=(2, 4),
         seeds=(0, 1, 2, 3, 4),
         label_noise=(0.0, 0.2),

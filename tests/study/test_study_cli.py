@@ -93,7 +93,7 @@ def test_process_pool_gives_identical_results(tmp_path) -> None:
 
 
 def test_plans_cover_every_member_and_checkpoint() -> None:
-    config = PRESETS["full"]
+    config = PRESETS["large"]
     root = Path("/nonexistent")
     n_members = len(config.depths) * len(config.seeds) * len(config.label_noise) * len(config.composite_fraction)
     assert len(plan_pretraining(config, root)) == n_members
