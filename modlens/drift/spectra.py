@@ -9,15 +9,14 @@ Rotation is also measured directly: principal angles between the top-k singular 
 import contextlib
 import functools
 import operator
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 import torch
 
 from modlens._typing import Float, Tensor
 from modlens.drift.cka import _dot
+from modlens.threads import parallel_map, single_threaded
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ def _split(base: Tensor, tuned: Tensor, diff_sq: Tensor, top_k: int) -> Spectral
     elif torch.get_num_threads() < 2:
         (sa, ua, va), (sb, ub, vb) = _svd(base, k), _svd(tuned, k)
     else:
-        (sa, ua, va), (sb, ub, vb) = _both_in_parallel(functools.partial(_svd, k=k, pinned=True), base, tuned)
+        (sa, ua, va), (sb, ub, vb) = parallel_map(functools.partial(_svd, k=k, pinned=True), (base, tuned), workers=2)
     sv_delta = torch.linalg.vector_norm(sb - sa, dim=-1)
     total = diff_sq.sqrt()
     sv_share = torch.where(total > 0, (sv_delta / total.clamp_min(1e-300)) ** 2, torch.nan).clamp(max=1.0)
@@ -96,7 +95,7 @@ def principal_angles(u: Float[Tensor, "*stack n k"], v: Float[Tensor, "*stack n 
     precision near zero, where the angles of a small fine-tuning change live.
     """
     overlap = u.mT @ v
-    with _single_threaded():
+    with single_threaded():
         cosines = torch.linalg.svdvals(overlap)  # descending: smallest angle first
         sines = torch.linalg.svdvals(v - u @ overlap).flip(-1)  # ascending: smallest angle first
     return torch.atan2(sines, cosines)
@@ -107,37 +106,6 @@ def _mean_principal_angle(u: Tensor, v: Tensor) -> Tensor:
 
 
 _CHUNK_ROWS = 1024
-_T = TypeVar("_T")
-
-
-@contextlib.contextmanager
-def _single_threaded() -> Iterator[None]:
-    """Runs the enclosed LAPACK call on one intra-op thread, restoring the setting afterwards.
-
-    A multi-threaded ``eigh`` of a 768 × 768 matrix measured 0.12 s on one thread and 23 s on two when the
-    two cores were shared with other busy processes (threads spin at every barrier); at these sizes a second
-    thread gains little even on an idle machine. The setting is process-wide for the duration of the call.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _both_in_parallel(fn: Callable[[Tensor], _T], a: Tensor, b: Tensor) -> tuple[_T, _T]:
-    """``(fn(a), fn(b))`` on two Python threads, each running torch on one intra-op thread.
-
-    Both cores stay busy through the whole decomposition (Gram product and ``eigh``) without OpenMP's
-    barriers, whose spinning makes a two-thread ``eigh`` crawl when other processes share the cores (see
-    ``_single_threaded``). torch releases the GIL inside its kernels. ``fn`` must not change the thread
-    setting itself: a worker thread can read a stale value and would restore it for the whole process.
-    """
-    with _single_threaded(), ThreadPoolExecutor(max_workers=1) as pool:
-        other = pool.submit(fn, b)
-        first = fn(a)
-        return first, other.result()
 
 
 def _chunked(fn: Callable[[Tensor, Tensor], Tensor], a: Tensor, b: Tensor) -> Tensor:
@@ -161,7 +129,7 @@ def _svd(w: Tensor, k: int, *, pinned: bool = False) -> tuple[Tensor, Tensor, Te
     wide = w.shape[-2] <= w.shape[-1]
     tall = w.mT if wide else w  # Gram of the small side = Σ over rows of the tall view
     gram = _chunked(lambda a, _: a.mT @ a, tall, tall)
-    with contextlib.nullcontext() if pinned else _single_threaded():
+    with contextlib.nullcontext() if pinned else single_threaded():
         evals, evecs = torch.linalg.eigh(gram)
     s = evals.flip(-1).clamp_min(0).sqrt()
     top = evecs.flip(-1)[..., :k]
