@@ -11,8 +11,11 @@ Cases:
          50257) on 32 random prompts of 32 tokens, the answer being the last token; all 144 heads and
          the 12 MLP layers by default.
 
+``--device cuda`` runs both on a GPU (the model is built on the CPU, then moved); peak memory is then
+torch's peak allocation during one run of each method.
+
 Usage:
-  python benchmarks/ablation_sweep.py [--case small|gpt2|all] [--repeats 3] [--json PATH]
+  python benchmarks/ablation_sweep.py [--case small|gpt2|all] [--repeats 3] [--device cpu|cuda] [--json PATH]
 """
 
 import argparse
@@ -65,6 +68,28 @@ def gpt2_case(args: argparse.Namespace) -> tuple[Model, Batch, list[Component], 
 CASES = {"small": small_case, "gpt2": gpt2_case}
 
 
+def on_device(case: str, args: argparse.Namespace) -> tuple[Model, Batch, list[Component], dict[str, Any]]:
+    model, batch, comps, info = CASES[case](args)
+    if args.device != "cpu":
+        model = model.with_weights(model.hf.to(args.device))
+        info = {**info, "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else args.device}
+    return model, batch.to(model.device), comps, info
+
+
+def gpu_peak_memory_mb(
+    model: Model, batch: Batch, comps: list[Component], args: argparse.Namespace
+) -> dict[str, float]:
+    """Peak device memory each method allocates over what the model and batch hold (one run each)."""
+    peaks = {}
+    for name in ("loop", "sweep"):
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        run_method(name, model, batch, comps, args.method)
+        peaks[f"{name}_peak_mb"] = (torch.cuda.max_memory_allocated() - before) / 2**20
+    return peaks
+
+
 def run_method(name: str, model: Model, batch: Batch, comps: list[Component], method: str) -> Any:
     if name == "loop":
         return run_ablation_loop(model, batch, comps, method=method, metric=loss)  # type: ignore[arg-type]
@@ -88,7 +113,7 @@ def _rss_mb() -> float:
 
 def memory_child(case: str, name: str, args: argparse.Namespace) -> None:
     """Prints the peak resident memory one run adds over the memory held before it (sampled every 2 ms)."""
-    model, batch, comps, _ = CASES[case](args)
+    model, batch, comps, _ = on_device(case, args)
     run_method(name, model, batch, comps[:1], args.method)  # warm-up: bridge booted, code paths touched
     gc.collect()
     before = _rss_mb()
@@ -110,7 +135,7 @@ def memory_child(case: str, name: str, args: argparse.Namespace) -> None:
 
 
 def bench_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
-    model, batch, comps, info = CASES[case](args)
+    model, batch, comps, info = on_device(case, args)
     # warm-up: boot the bridge, touch every code path once
     run_method("loop", model, batch, comps[:1], args.method)
     run_method("sweep", model, batch, comps[:1], args.method)
@@ -140,7 +165,9 @@ def bench_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
         "speedup": med["loop"] / med["sweep"],
         "max_abs_diff": max_diff,
     }
-    if not args.no_memory:
+    if not args.no_memory and model.device.type == "cuda":
+        result.update(gpu_peak_memory_mb(model, batch, comps, args))
+    elif not args.no_memory:
         result["loop_peak_mb"] = peak_memory_mb(case, "loop", args)
         result["sweep_peak_mb"] = peak_memory_mb(case, "sweep", args)
     return result
@@ -154,6 +181,7 @@ def main() -> None:
     parser.add_argument("--small-examples", type=int, default=128, help="examples in the small case's batch")
     parser.add_argument("--gpt2-heads-per-layer", type=int, default=12, help="heads per layer in the gpt2 case")
     parser.add_argument("--no-gpt2-mlps", dest="gpt2_mlps", action="store_false", help="gpt2 case: heads only")
+    parser.add_argument("--device", default="cpu", help="torch device to run on (default cpu)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--memory-only", action="store_true", help="only measure peak memory (no timing)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
@@ -176,6 +204,7 @@ def main() -> None:
         "machine": {
             "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
+            "device": args.device,
             "note": "shared machine: other engineers' jobs ran at the same time (see load averages)",
             "load_average_at_start": os.getloadavg(),
             "python": platform.python_version(),
