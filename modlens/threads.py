@@ -1,4 +1,5 @@
-"""Independent pieces of torch work on several Python threads, each on one intra-op thread.
+"""Independent pieces of torch work on several Python threads, each on one intra-op thread (the weight
+drift decomposes base and tuned matrices side by side).
 
 On a few CPU cores, small tensor operations gain little from torch's intra-op threads: every operation
 ends at an OpenMP barrier, and the threads spin there, which costs the most when other processes share

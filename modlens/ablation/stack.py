@@ -6,7 +6,6 @@ of the MLP down projection (``mlp.hook_post``), ``mlp_out`` the MLP output (``ho
 """
 
 import logging
-import threading
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -18,7 +17,6 @@ from modlens.ablation.methods import AblationError
 from modlens.ablation.query_attention import QueryAttention, query_attention
 from modlens.models import Model
 from modlens.models.modules import MODULE_PATHS
-from modlens.threads import parallel_map
 
 log = logging.getLogger(__name__)
 
@@ -91,17 +89,14 @@ class DecoderStack:
         return _input_major(self.part(layer, "down"))
 
     @torch.no_grad()
-    def record(
-        self, tokens: Int[Tensor, "batch pos"], *, block: int | None = None, workers: int = 1
-    ) -> list[LayerRecord]:
+    def record(self, tokens: Int[Tensor, "batch pos"], *, block: int | None = None) -> list[LayerRecord]:
         """One clean forward pass, recording every layer's activations and call arguments.
 
-        ``block``: run at most this many rows at a time (the records are joined; see ``sweep._block_rows``),
-        on ``workers`` threads (``modlens.threads.parallel_map``).
+        ``block``: run at most this many rows at a time (the records are joined; see ``sweep._block_rows``).
         """
         if block is None or len(tokens) <= block:
-            return self._record([tokens], workers=1)[0]
-        parts = self._record(list(tokens.tensor_split(-(-len(tokens) // block))), workers=workers)
+            return self._record(tokens)
+        parts = [self._record(rows) for rows in tokens.tensor_split(-(-len(tokens) // block))]
         joined = []
         for i in range(len(self.layers)):
             joined.append(_joined(tuple(p[i] for p in parts)))
@@ -109,64 +104,64 @@ class DecoderStack:
                 p[i] = joined[-1]
         return joined
 
-    def _record(self, blocks: list[Tensor], *, workers: int) -> list[list[LayerRecord]]:
-        """Records of each block of rows; the hooks write to the calling thread's own stores."""
-        local = threading.local()
+    def _record(self, tokens: Int[Tensor, "batch pos"]) -> list[LayerRecord]:
+        found: list[dict[str, Any]] = [{} for _ in self.layers]
+        handles = []
 
-        def keep(i: int, key: str, *, from_input: bool) -> Any:
+        def keep(store: dict[str, Any], key: str, *, from_input: bool) -> Any:
             def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
                 value = args[0] if from_input else output
-                local.found[i][key] = value[0] if isinstance(value, tuple) else value
+                store[key] = value[0] if isinstance(value, tuple) else value
 
             return hook
 
-        def keep_call(i: int, prefix: str) -> Any:
+        def keep_call(store: dict[str, Any], prefix: str) -> Any:
             def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-                local.found[i][f"{prefix}_args"], local.found[i][f"{prefix}_kwargs"] = args, kwargs
+                store[f"{prefix}_args"], store[f"{prefix}_kwargs"] = args, kwargs
 
             return hook
 
-        def run(tokens: Tensor) -> list[LayerRecord]:
-            local.found = [{} for _ in self.layers]
-            # the base model stops before the unembedding, which the caller applies where it needs logits
-            self.hf.base_model(tokens.to(self.model.device), use_cache=False)
-            return [self._layer_record(store, *tokens.shape) for store in local.found]
-
-        handles = []
         try:
             for i, layer in enumerate(self.layers):
-                handles.append(layer.register_forward_pre_hook(keep_call(i, "call"), with_kwargs=True))
-                handles.append(self.part(i, "attn").register_forward_pre_hook(keep_call(i, "attn"), with_kwargs=True))
-                handles.append(layer.register_forward_hook(keep(i, "resid_post", from_input=False)))
-                handles.append(self.part(i, "o_proj").register_forward_hook(keep(i, "z", from_input=True)))
-                handles.append(self.part(i, "attn").register_forward_hook(keep(i, "attn_out", from_input=False)))
-                handles.append(self.part(i, "down").register_forward_hook(keep(i, "post", from_input=True)))
-                handles.append(self.part(i, "mlp").register_forward_hook(keep(i, "mlp_out", from_input=False)))
-            return parallel_map(run, blocks, workers)
+                store = found[i]
+                handles.append(layer.register_forward_pre_hook(keep_call(store, "call"), with_kwargs=True))
+                attn = self.part(i, "attn")
+                handles.append(attn.register_forward_pre_hook(keep_call(store, "attn"), with_kwargs=True))
+                handles.append(layer.register_forward_hook(keep(store, "resid_post", from_input=False)))
+                handles.append(self.part(i, "o_proj").register_forward_hook(keep(store, "z", from_input=True)))
+                handles.append(self.part(i, "attn").register_forward_hook(keep(store, "attn_out", from_input=False)))
+                handles.append(self.part(i, "down").register_forward_hook(keep(store, "post", from_input=True)))
+                handles.append(self.part(i, "mlp").register_forward_hook(keep(store, "mlp_out", from_input=False)))
+            # the base model stops before the unembedding, which the caller applies where it needs logits
+            self.hf.base_model(tokens.to(self.model.device), use_cache=False)
         finally:
             for h in handles:
                 h.remove()
-
-    def _layer_record(self, store: dict[str, Any], batch: int, pos: int) -> LayerRecord:
-        args = store["call_args"]
-        # the hidden states are the first argument, or (Llama) the keyword ``hidden_states``
-        attn_args, attn_kwargs = store["attn_args"], dict(store["attn_kwargs"])
-        if attn_args:
-            attn_args = attn_args[1:]
-        else:
-            attn_kwargs.pop("hidden_states")
-        return LayerRecord(
-            resid_pre=args[0],
-            z=store["z"].reshape(batch, pos, self.n_heads, self.d_head),
-            attn_out=store["attn_out"],
-            post=store["post"],
-            mlp_out=store["mlp_out"],
-            resid_post=store["resid_post"],
-            call_args=tuple(_shared(a, batch) for a in args[1:]),
-            call_kwargs={k: _shared(v, batch) for k, v in store["call_kwargs"].items()},
-            attn_args=tuple(_shared(a, batch) for a in attn_args),
-            attn_kwargs={k: _shared(v, batch) for k, v in attn_kwargs.items()},
-        )
+        records = []
+        for store in found:
+            args = store["call_args"]
+            batch, pos = tokens.shape
+            # the hidden states are the first argument, or (Llama) the keyword ``hidden_states``
+            attn_args, attn_kwargs = store["attn_args"], dict(store["attn_kwargs"])
+            if attn_args:
+                attn_args = attn_args[1:]
+            else:
+                attn_kwargs.pop("hidden_states")
+            records.append(
+                LayerRecord(
+                    resid_pre=args[0],
+                    z=store["z"].reshape(batch, pos, self.n_heads, self.d_head),
+                    attn_out=store["attn_out"],
+                    post=store["post"],
+                    mlp_out=store["mlp_out"],
+                    resid_post=store["resid_post"],
+                    call_args=tuple(_shared(a, batch) for a in args[1:]),
+                    call_kwargs={k: _shared(v, batch) for k, v in store["call_kwargs"].items()},
+                    attn_args=tuple(_shared(a, batch) for a in attn_args),
+                    attn_kwargs={k: _shared(v, batch) for k, v in attn_kwargs.items()},
+                )
+            )
+        return records
 
     def finish_layer(
         self, layer: int, resid_pre: Tensor, attn_out: Tensor | None, mlp_out: Tensor | None, record: LayerRecord
