@@ -15,7 +15,7 @@ import platform
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -178,7 +178,12 @@ def call_unit(fn: Callable[..., list[dict[str, Any]]], kwargs: Mapping[str, Any]
 
 
 def run_units(
-    units: Sequence[Unit], store: Store, *, executor: "str | cf.Executor" = "local", progress: bool = True
+    units: Sequence[Unit],
+    store: Store,
+    *,
+    executor: "str | cf.Executor" = "local",
+    progress: bool = True,
+    rerun: Collection[str] = (),
 ) -> pd.DataFrame:
     """Runs the units not yet in ``store`` on ``executor`` and returns the store's frame.
 
@@ -190,6 +195,8 @@ def run_units(
         store: where records are written; units whose key is done are skipped.
         executor: an ``open_executor`` spec, or an executor already open (left open).
         progress: show a progress bar.
+        rerun: keys to run even when done (their records are replaced), e.g. units whose side outputs
+            (model files) are gone.
 
     Returns:
         ``store.frame()``: every record's rows with a ``unit`` column.
@@ -204,7 +211,7 @@ def run_units(
         dupes = sorted({k for k in keys if keys.count(k) > 1})
         raise ModlensError(f"unit keys must be unique; repeated: {', '.join(dupes[:5])}")
     name = executor if isinstance(executor, str) else type(executor).__name__
-    done = store.done()
+    done = store.done() - set(rerun)
     todo = [u for u in units if u.key not in done]
     log.info("%d units, %d already in the store, %d to run on %s", len(units), len(units) - len(todo), len(todo), name)
     if not todo:

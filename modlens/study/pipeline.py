@@ -84,7 +84,11 @@ def run_study(
         models_root = Path(out_dir) / MODELS_DIR
         models_root.mkdir(parents=True, exist_ok=True)
         remove_stale_staging(models_root)
-        run_units(plan_pretraining(study, models_root), store, executor=pool, progress=progress)
+        pretraining = plan_pretraining(study, models_root)
+        # a resumed store whose models/ lost a member (deleted, or the store copied without it) pretrains it
+        # again (deterministic: the same checkpoints and quality rows)
+        gone = [u.key for u in pretraining if not (models_root / u.meta["member"]).is_dir()]
+        run_units(pretraining, store, executor=pool, progress=progress, rerun=gone)
         frame = run_units(plan_checkpoints(study, models_root), store, executor=pool, progress=progress)
     return split_tables(frame)
 

@@ -1,6 +1,7 @@
 """End to end: the tiny preset through the CLI, resume after a real kill, and executor equivalence."""
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -81,6 +82,19 @@ def test_a_killed_run_resumes_to_the_same_results(tmp_path) -> None:
     assert len(list((out / "records").glob("*.json"))) < N_PRETRAIN + N_CHECKPOINT, "finished before the kill"
     resumed = run_study(PRESETS["tiny"], out, resume=True, progress=False)
     expected = run_study(PRESETS["tiny"], reference, resume=True, progress=False)
+    pd.testing.assert_frame_equal(_canonical(resumed.metrics), _canonical(expected.metrics))
+    pd.testing.assert_frame_equal(_canonical(resumed.quality), _canonical(expected.quality))
+
+
+def test_resume_pretrains_again_a_member_whose_models_are_gone(tmp_path) -> None:
+    out = tmp_path / "study"
+    expected = run_study(PRESETS["tiny"], out, progress=False)
+    member = next((out / "models").iterdir())
+    shutil.rmtree(member)
+    for path in (out / "records").glob(f"finetune_{member.name}_*.json"):
+        path.unlink()  # its checkpoint units must load the models again
+    resumed = run_study(PRESETS["tiny"], out, resume=True, progress=False)
+    assert member.is_dir()
     pd.testing.assert_frame_equal(_canonical(resumed.metrics), _canonical(expected.metrics))
     pd.testing.assert_frame_equal(_canonical(resumed.quality), _canonical(expected.quality))
 
