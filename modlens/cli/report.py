@@ -25,4 +25,7 @@ def run(args: argparse.Namespace) -> int:
     for path in files.figures:
         print(f"wrote {path}")
     print(f"wrote {files.html}")
+    print(files.answer.question)
+    for sentence in files.answer.summary:
+        print(f"- {sentence}")
     return 0

@@ -1,8 +1,10 @@
 """Static figure export (PNG, SVG, PDF) through kaleido and a locally installed Chrome or Chromium."""
 
+import contextlib
+import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,12 +91,26 @@ def save_figures(
             Path(spec["path"]).parent.mkdir(parents=True, exist_ok=True)
         # mathjax=False: kaleido would otherwise fetch MathJax from a CDN, which offline machines cannot reach.
         try:
-            kaleido.write_fig_from_object_sync(
-                static, kopts={"path": str(browser), "mathjax": False}, cancel_on_error=True
-            )
+            with _quiet_browser_pipe():
+                kaleido.write_fig_from_object_sync(
+                    static, kopts={"path": str(browser), "mathjax": False}, cancel_on_error=True
+                )
         except Exception as err:  # the browser crashed, timed out or could not render: not a modlens bug
             raise ModlensError(f"static figure export with {browser} failed ({type(err).__name__}: {err})") from err
     return [target for _, target in entries]
+
+
+@contextlib.contextmanager
+def _quiet_browser_pipe() -> Iterator[None]:
+    """Hides choreographer's log of browser messages it could not parse and skips (it prints a traceback for
+    each, though the export goes on and succeeds); real failures still raise."""
+    pipe = logging.getLogger("choreographer.channels.pipe")
+    level = pipe.level
+    pipe.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        pipe.setLevel(level)
 
 
 def _suffix(path: Path) -> str:

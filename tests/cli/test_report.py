@@ -32,7 +32,11 @@ def test_rebuilds_report(tmp_path, capsys):
         store.write(str(unit), [{"table": "metrics", **r} for r in part.to_dict("records")], meta={})
     out = tmp_path / "elsewhere" / "r.html"
     assert main(["report", str(tmp_path / "study"), "--out", str(out), "--no-static", "--n-boot", "100"]) == 0
-    assert out.is_file() and f"wrote {out}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert out.is_file() and f"wrote {out}" in printed
+    # the answer, as the study prints it: the question, then sentences naming the metric
+    assert "How much does pretraining quality affect the modularity of fine-tuned models?" in printed
+    assert "\n- " in printed and "mask_iou" in printed
 
 
 @pytest.mark.parametrize("argv", [["report"], ["report", "a", "b"]])
