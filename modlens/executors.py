@@ -142,7 +142,7 @@ def _dask_client(spec: str) -> Iterator[Any]:
 
 
 _threads_lock = threading.Lock()
-_threads_state = {"active": 0, "saved": 0}
+_threads_state = {"active": 0, "saved": 0, "hf_bars": True}
 
 
 def call_unit(fn: Callable[..., list[dict[str, Any]]], kwargs: Mapping[str, Any]) -> tuple[list[dict], dict]:
@@ -150,16 +150,21 @@ def call_unit(fn: Callable[..., list[dict[str, Any]]], kwargs: Mapping[str, Any]
 
     This is what executors run: a module-level function, so every executor can pickle it. The torch
     thread count is per process, so when units share a process (a Dask worker with several threads) it
-    is restored only after the last of them finishes: no unit ever runs multi-threaded. A low glibc trim
-    threshold (Dask workers' default) is raised first, see ``modlens.allocator``.
+    is restored only after the last of them finishes: no unit ever runs multi-threaded. transformers'
+    weight loading and saving bars are off meanwhile (units are batch work; their bars only fill worker
+    logs), restored likewise. A low glibc trim threshold (Dask workers' default) is raised first, see
+    ``modlens.allocator``.
     """
     import torch
+    from transformers.utils import logging as hf_logging
 
     relax_low_trim_threshold()
     with _threads_lock:
         if _threads_state["active"] == 0:
             _threads_state["saved"] = torch.get_num_threads()
+            _threads_state["hf_bars"] = hf_logging.is_progress_bar_enabled()
             torch.set_num_threads(1)
+            hf_logging.disable_progress_bar()
         _threads_state["active"] += 1
     start, cpu_start = time.perf_counter(), time.thread_time()
     try:
@@ -169,6 +174,8 @@ def call_unit(fn: Callable[..., list[dict[str, Any]]], kwargs: Mapping[str, Any]
             _threads_state["active"] -= 1
             if _threads_state["active"] == 0:
                 torch.set_num_threads(_threads_state["saved"])
+                if _threads_state["hf_bars"]:
+                    hf_logging.enable_progress_bar()
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise TypeError(f"unit function {fn.__module__}.{fn.__qualname__} must return a list of dicts")
     # CPU seconds of the unit's thread (its torch work runs there, single-threaded): unlike wall seconds, they

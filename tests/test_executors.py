@@ -143,11 +143,16 @@ def test_process_killed_mid_run_resumes_to_the_uninterrupted_result(tmp_path):
 
 
 def _threads_seen(*, delay: float) -> list[dict]:
+    from transformers.utils import logging as hf_logging
+
     time.sleep(delay)
-    return [{"delay": delay, "threads": torch.get_num_threads()}]
+    return [{"delay": delay, "threads": torch.get_num_threads(), "hf_bars": hf_logging.is_progress_bar_enabled()}]
 
 
 def test_open_executor_object_is_used_and_units_sharing_a_process_stay_single_threaded(tmp_path):
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.enable_progress_bar()
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -157,7 +162,9 @@ def test_open_executor_object_is_used_and_units_sharing_a_process_stay_single_th
             frame = run_units(units, _store(tmp_path / "s"), executor=pool, progress=False)
             assert pool.submit(int, "3").result() == 3  # left open for the caller
         assert frame["threads"].tolist() == [1, 1]
+        assert frame["hf_bars"].tolist() == [False, False]  # transformers' bars are off inside units ...
         assert torch.get_num_threads() == 2
+        assert hf_logging.is_progress_bar_enabled()  # ... and back on after them
         record = Store.read(tmp_path / "s").records()[0]
         assert record["meta"]["provenance"]["executor"] == "ThreadPoolExecutor"
     finally:
