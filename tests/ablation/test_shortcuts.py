@@ -148,12 +148,22 @@ def test_record_in_blocks_equals_one_pass(family_model: Model, batch: Batch) -> 
             torch.testing.assert_close(getattr(b, name), getattr(a, name), rtol=1e-5, atol=1e-6)
 
 
-def test_block_rows_bound_the_widest_activation_on_cpu() -> None:
+def test_block_rows_shrink_with_the_widest_activation_on_cpu_only() -> None:
+    """Rows per CPU block halve when the widest activation (here the MLP) doubles, never drop below the
+    token floor, and other devices run whole chunks."""
+
+    def rows(d_mlp: int, length: int) -> int | None:
+        model = tiny_model("gpt2", n_layers=1, d_model=64, n_heads=4, d_mlp=d_mlp, n_ctx=512, d_vocab=16)
+        return sweep_module._block_rows(model, length)
+
+    narrow, wide = rows(1024, 16), rows(2048, 16)
+    assert narrow is not None and wide is not None
+    assert abs(narrow - 2 * wide) <= 1 and wide >= 1
+    floor = sweep_module._MIN_BLOCK_TOKENS
+    huge = rows(1 << 16, 64)  # one row alone is far above the byte budget: the token floor decides
+    assert huge is not None and huge * 64 >= floor and (huge - 1) * 64 < floor and huge > 1
     model = tiny_model("gpt2", n_layers=1, d_model=64, n_heads=4, n_ctx=32, d_vocab=16)
-    rows = sweep_module._block_rows(model, 16)
-    assert rows is not None
-    widest = max(model.spec.d_mlp, 3 * model.spec.d_model, model.spec.n_heads * 16) * 16 * 4
-    assert rows * widest <= sweep_module._CPU_BLOCK_BYTES or rows * 16 <= sweep_module._MIN_BLOCK_TOKENS + 16
+    assert sweep_module._block_rows(model.with_weights(model.hf.to("meta")), 16) is None
 
 
 @pytest.mark.parametrize(("needed", "n_pos", "kept"), [(10, 20, 16), (10, 12, 12), (18, 20, 18), (3, 3, 3)])
