@@ -55,7 +55,7 @@ def test_local_processes_and_dask_cluster_give_identical_frames(spec, tmp_path):
 
     local = _run(spec, tmp_path / "local", "local")
     pooled = _run(spec, tmp_path / "processes", "processes:2")
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         address = cluster.scheduler_address.removeprefix("tcp://")
         on_dask = _run(spec, tmp_path / "dask", f"dask://{address}")
     pd.testing.assert_frame_equal(pooled, local)
