@@ -1,9 +1,9 @@
 """Per-unit cost of a study store: counts, mean/min/max wall and CPU seconds by phase, depth and step.
 
-Reads only the records' provenance, so it sizes a long run (e.g. the full preset) from the units it has
+Reads only the records' provenance, so it sizes a long run (e.g. the large preset) from the units it has
 finished, on any machine, while the run continues.
 
-    python benchmarks/unit_costs.py results/full [more stores ...] --json benchmarks/results/full_unit_costs.json
+    python benchmarks/unit_costs.py results/large [more stores ...] --json benchmarks/results/large_unit_costs.json
 """
 
 import argparse

@@ -122,13 +122,13 @@ class _StopForward(Exception):
     """Raised by the last hook to skip the final norm and unembedding, which drift never reads."""
 
 
-# Where each supported architecture keeps its decoder layers, and the attention and MLP modules of a layer:
-# their outputs are the bridge's ``hook_attn_out`` and ``hook_mlp_out``, a layer's output its ``hook_resid_post``.
 def _activations(model: Model, tokens: Tensor) -> Float[Tensor, "hook batch pos d_model"]:
     """Every layer's activations at the drift hooks, as float32, stacked in ``(layer, HOOKS)`` order.
 
     Plain forward hooks on the Hugging Face modules, not the bridge: the same values (see the tests) without
-    the bridge's per-component overhead, and the forward stops after the last layer.
+    the bridge's per-component overhead, and the forward stops after the last layer. The attention and MLP
+    modules' outputs are the bridge's ``hook_attn_out`` and ``hook_mlp_out``, a layer's output its
+    ``hook_resid_post``.
     """
     paths = MODULE_PATHS[model.spec.architecture]
     layers_path, attn_name, mlp_name = paths["layers"], paths["attn"], paths["mlp"]

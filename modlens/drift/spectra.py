@@ -73,10 +73,10 @@ def _split(base: Tensor, tuned: Tensor, diff_sq: Tensor, top_k: int) -> Spectral
     k = max(1, min(top_k, base.shape[-1], base.shape[-2]))
     if torch.equal(base, tuned):  # frozen weights: one decomposition serves both (the result is the same)
         sa, ua, va = sb, ub, vb = _svd(base, k)
-    elif torch.get_num_threads() < 2:
-        (sa, ua, va), (sb, ub, vb) = _svd(base, k), _svd(tuned, k)
-    else:
-        (sa, ua, va), (sb, ub, vb) = parallel_map(functools.partial(_svd, k=k, pinned=True), (base, tuned), workers=2)
+    else:  # side by side on two threads when torch may use two (parallel_map then pins one intra-op thread each)
+        workers = min(2, torch.get_num_threads())
+        svd = functools.partial(_svd, k=k, pinned=workers > 1)
+        (sa, ua, va), (sb, ub, vb) = parallel_map(svd, (base, tuned), workers=workers)
     sv_delta = torch.linalg.vector_norm(sb - sa, dim=-1)
     total = diff_sq.sqrt()
     sv_share = torch.where(total > 0, (sv_delta / total.clamp_min(1e-300)) ** 2, torch.nan).clamp(max=1.0)

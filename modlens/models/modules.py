@@ -4,8 +4,6 @@ Keyed by the model class (``ModelSpec.architecture``). Inside ``layers``, each b
 (``o_proj`` its output projection), ``ln2`` and ``mlp`` (``down`` its down projection).
 """
 
-# Submodule paths per architecture: layers, final norm, and, inside a layer, the attention output
-# projection, the second norm, the MLP and its down projection.
 MODULE_PATHS: dict[str, dict[str, str]] = {
     "GPTNeoXForCausalLM": {
         "layers": "gpt_neox.layers",
