@@ -2,12 +2,18 @@
 
 When a metric reads the last layer's output at a few positions, that layer's queries, attention
 weights, output projection and MLP are needed there alone; only its keys and values need every
-position. The arithmetic follows Hugging Face's eager attention of GPT-NeoX, GPT-2 and Llama
-(grouped-query attention included) step by step, so it agrees with the full layer to float rounding;
-``DecoderStack`` checks that on the clean batch before a sweep relies on it.
+position. The same code, with queries everywhere, is the sweep's attention for every layer it resumes.
+The arithmetic follows Hugging Face's eager attention of GPT-NeoX, GPT-2 and Llama (grouped-query
+attention included) step by step, so it agrees with the module to float rounding; ``DecoderStack``
+checks that on the clean batch before a sweep relies on it.
+
+Rotary embeddings are applied without Hugging Face's slices and concatenations: ``rotate_half`` is a fixed
+signed permutation of each head's rotary dimensions, so it is folded into extra projection columns (the
+"partner" of each rotary dimension), and the rotation becomes two in-place operations. On the small
+models this tool trains (4 rotary dimensions per head), Hugging Face's way cost more than the projection.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -17,7 +23,7 @@ from torch.nn import functional as F
 from modlens._typing import Float, Int, Tensor
 
 
-@dataclass(frozen=True)
+@dataclass
 class QueryAttention:
     """One layer's attention split into a query projection and a key-value projection.
 
@@ -34,44 +40,109 @@ class QueryAttention:
     n_kv_heads: int
     d_head: int
     scaling: float
+    _projections: dict[int, "_Projections"] = field(default_factory=dict)
 
     def __call__(
         self,
         normed: Float[Tensor, "batch pos d_model"],
-        positions: Int[Tensor, " n"],
+        positions: Int[Tensor, " n"] | None,
         attn_kwargs: dict[str, Any],
     ) -> Float[Tensor, "batch n d_model"]:
-        """The attention output at ``positions`` of a layer whose normalised input is ``normed``.
+        """The attention output at ``positions`` (``None``: all) of a layer whose normalised input is ``normed``.
 
         ``attn_kwargs`` are the keyword arguments the attention module was called with on the clean pass
         (``attention_mask``, ``position_embeddings``); they depend on positions, not on the batch rows.
         """
         b, p, _ = normed.shape
-        n, h, g, dh = len(positions), self.n_heads, self.n_kv_heads, self.d_head
-        q = _project(normed[:, positions], self.q_weight, self.q_bias).view(b, n, h, dh)
-        kv = _project(normed, self.kv_weight, self.kv_bias).view(b, p, 2, g, dh)
-        k, v = kv[:, :, 0], kv[:, :, 1]
+        h, g, dh = self.n_heads, self.n_kv_heads, self.d_head
         rotary = attn_kwargs.get("position_embeddings")
-        if rotary is not None:
-            cos, sin = rotary
-            q = _rotate(q, cos[:, positions], sin[:, positions])
-            k = _rotate(k, cos[:, :p], sin[:, :p])
+        dims = 0 if rotary is None else rotary[0].shape[-1]
+        proj = self._projections_for(dims)
+        if positions is None:
+            n = p
+            # one projection: [q | k | v | partners of q | partners of k]
+            y = _project(normed, proj.all_weight, proj.all_bias)
+            q, k, v = y[..., : h * dh], y[..., h * dh : (h + g) * dh], y[..., (h + g) * dh : (h + 2 * g) * dh]
+            if rotary is not None:
+                qk = y[..., : (h + g) * dh].view(b, p, h + g, dh)
+                _rotate(qk, y[..., (h + 2 * g) * dh :].view(b, p, h + g, dims), rotary[0][:, :p], rotary[1][:, :p])
+        else:
+            n = len(positions)
+            q_all = _project(normed[:, positions], proj.q_weight, proj.q_bias)
+            kv_all = _project(normed, proj.kv_weight, proj.kv_bias)
+            q, k, v = q_all[..., : h * dh], kv_all[..., : g * dh], kv_all[..., g * dh : 2 * g * dh]
+            if rotary is not None:
+                cos, sin = rotary
+                _rotate(
+                    q.view(b, n, h, dh), q_all[..., h * dh :].view(b, n, h, dims), cos[:, positions], sin[:, positions]
+                )
+                _rotate(k.view(b, p, g, dh), kv_all[..., 2 * g * dh :].view(b, p, g, dims), cos[:, :p], sin[:, :p])
         # Query heads sharing a key-value head (grouped-query attention) go side by side along the query
         # axis, so one matmul per key-value head serves them all without copying keys and values.
-        q = q.permute(0, 2, 1, 3).reshape(b, g, (h // g) * n, dh)
-        scores = (q @ k.permute(0, 2, 3, 1)) * self.scaling
+        q = q.reshape(b, n, h, dh).permute(0, 2, 1, 3).reshape(b, g, (h // g) * n, dh)
+        scores = (q @ k.view(b, p, g, dh).permute(0, 2, 3, 1)).mul_(self.scaling)
         scores = scores.view(b, h, n, p)
         mask = attn_kwargs.get("attention_mask")
         if mask is not None:
-            rows = mask[..., positions, :p]
+            rows = mask[..., :p, :p] if positions is None else mask[..., positions, :p]
             scores = (
-                scores.masked_fill(~rows, torch.finfo(scores.dtype).min) if rows.dtype == torch.bool else scores + rows
+                scores.masked_fill_(~rows, torch.finfo(scores.dtype).min)
+                if rows.dtype == torch.bool
+                else scores.add_(rows)
             )
         weights = F.softmax(scores, dim=-1, dtype=torch.float32).to(v.dtype)
-        out = weights.view(b, g, (h // g) * n, p) @ v.transpose(1, 2)
+        out = weights.view(b, g, (h // g) * n, p) @ v.view(b, p, g, dh).transpose(1, 2)
         out = out.view(b, h, n, dh).transpose(1, 2).reshape(b, n, h * dh)
         result = self.o_proj(out)
         return result[0] if isinstance(result, tuple) else result
+
+    def _projections_for(self, dims: int) -> "_Projections":
+        """The projections with the partner columns of ``dims`` rotary dimensions per head (none if 0)."""
+        if dims not in self._projections:
+            h, g, dh = self.n_heads, self.n_kv_heads, self.d_head
+            # rotate_half(x)[i] = -x[i + half] for i < half, x[i - half] for half <= i < dims
+            half = dims // 2
+            source = torch.cat([torch.arange(half, dims), torch.arange(half)])
+            sign = torch.cat([-torch.ones(half), torch.ones(dims - half)])
+
+            def partners(weight: Tensor, bias: Tensor | None, heads: int) -> tuple[Tensor, Tensor | None]:
+                cols = (torch.arange(heads)[:, None] * dh + source).reshape(-1).to(weight.device)
+                signs = sign.repeat(heads).to(weight.device, weight.dtype)
+                return weight[:, cols] * signs, None if bias is None else bias[cols] * signs
+
+            q_p, q_pb = partners(self.q_weight, self.q_bias, h)
+            k_p, k_pb = partners(self.kv_weight, self.kv_bias, g)
+            self._projections[dims] = _Projections(
+                q_weight=torch.cat([self.q_weight, q_p], dim=1).contiguous(),
+                q_bias=_joined((self.q_weight, self.q_bias), (q_p, q_pb)),
+                kv_weight=torch.cat([self.kv_weight, k_p], dim=1).contiguous(),
+                kv_bias=_joined((self.kv_weight, self.kv_bias), (k_p, k_pb)),
+                all_weight=torch.cat([self.q_weight, self.kv_weight, q_p, k_p], dim=1).contiguous(),
+                all_bias=_joined(
+                    (self.q_weight, self.q_bias), (self.kv_weight, self.kv_bias), (q_p, q_pb), (k_p, k_pb)
+                ),
+            )
+        return self._projections[dims]
+
+
+@dataclass(frozen=True)
+class _Projections:
+    """Input-major projection weights: queries ``[q | q partners]``, keys and values ``[k | v | k partners]``,
+    and all at once ``[q | k | v | q partners | k partners]`` (partners: ``rotate_half`` folded in)."""
+
+    q_weight: Tensor
+    q_bias: Tensor | None
+    kv_weight: Tensor
+    kv_bias: Tensor | None
+    all_weight: Tensor
+    all_bias: Tensor | None
+
+
+def _joined(*parts: tuple[Tensor, Tensor | None]) -> Tensor | None:
+    """The biases of projections ``(weight, bias)`` side by side (zeros for one without); ``None`` if none has one."""
+    if all(bias is None for _, bias in parts):
+        return None
+    return torch.cat([w.new_zeros(w.shape[1]) if bias is None else bias for w, bias in parts])
 
 
 def _project(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
@@ -80,14 +151,11 @@ def _project(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     return out.view(*x.shape[:-1], -1)
 
 
-def _rotate(x: Float[Tensor, "batch pos head d_head"], cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotary embedding of the first ``cos.shape[-1]`` dims of each head, as Hugging Face applies it."""
-    cos, sin = cos.unsqueeze(2), sin.unsqueeze(2)
-    dim = cos.shape[-1]
-    rot, rest = x[..., :dim], x[..., dim:]
-    half = dim // 2
-    turned = torch.cat((-rot[..., half:], rot[..., :half]), dim=-1)
-    return torch.cat([rot * cos + turned * sin, rest], dim=-1)
+def _rotate(x: Float[Tensor, "batch pos head d_head"], partner: Tensor, cos: Tensor, sin: Tensor) -> None:
+    """Rotary embedding of the first ``cos.shape[-1]`` dims of each head, in place: ``x * cos + rotate_half(x) * sin``,
+    with ``rotate_half(x)`` computed beforehand as ``partner``."""
+    dims = cos.shape[-1]
+    x[..., :dims].mul_(cos.unsqueeze(2)).addcmul_(partner, sin.unsqueeze(2))
 
 
 def query_attention(attn: Any, architecture: str, n_heads: int, n_kv_heads: int, d_head: int) -> QueryAttention:

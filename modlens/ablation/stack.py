@@ -6,6 +6,7 @@ of the MLP down projection (``mlp.hook_post``), ``mlp_out`` the MLP output (``ho
 """
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -74,7 +75,9 @@ class DecoderStack:
         self.n_heads = model.spec.n_heads
         self.n_kv_heads = model.spec.n_kv_heads
         self.d_head = model.spec.d_head
-        self._query_attention: QueryAttention | None = None
+        self._attention: dict[int, QueryAttention] = {}
+        self.kernel_layers: set[int] = set()
+        """Layers ``resume`` runs through ``layer_at`` instead of the module (see ``check_kernels``)."""
 
     def part(self, layer: int, name: str) -> nn.Module:
         return self.layers[layer].get_submodule(self.paths[name])
@@ -188,26 +191,43 @@ class DecoderStack:
     def resume(self, start: int, hidden: Tensor, records: list[LayerRecord], *, stop: int | None = None) -> Tensor:
         """Runs layers ``start..stop-1`` (default: to the end) on a (stacked) residual entering layer ``start``."""
         for i in range(start, len(self.layers) if stop is None else stop):
+            if i in self.kernel_layers:
+                hidden = self.layer_at(i, hidden, None, records)
+                continue
             rec = records[i]
             out = self.layers[i](hidden, *rec.call_args, **rec.call_kwargs)
             hidden = out[0] if isinstance(out, tuple) else out
         return hidden
 
+    def layer_at(
+        self,
+        layer: int,
+        hidden: Float[Tensor, "batch pos d_model"],
+        positions: Int[Tensor, " n"] | None,
+        records: list[LayerRecord],
+    ) -> Float[Tensor, "batch n d_model"]:
+        """A layer's output at ``positions`` (``None``: all), written out from its weights (``QueryAttention``).
+
+        Keys and values read every position, the rest only the selected ones. Equals the module's output to
+        float rounding (``check_kernels`` and ``query_path_matches`` verify it on the clean batch), and is
+        faster: rotary embeddings skip Hugging Face's slicing and concatenation.
+        """
+        if layer not in self._attention:
+            self._attention[layer] = query_attention(
+                self.part(layer, "attn"), self.model.spec.architecture, self.n_heads, self.n_kv_heads, self.d_head
+            )
+        attn = self._attention[layer](self.part(layer, "ln1")(hidden), positions, records[layer].attn_kwargs)
+        return self.block_output(layer, hidden if positions is None else hidden[:, positions], attn)
+
     def last_layer_at(
         self, hidden: Float[Tensor, "batch pos d_model"], positions: Int[Tensor, " n"], records: list[LayerRecord]
     ) -> Float[Tensor, "batch n d_model"]:
-        """The last layer's output at ``positions`` only: keys and values read every position, the rest only these.
+        """The last layer's output at ``positions`` only; equals ``resume(last, hidden, records)[:, positions]``."""
+        return self.layer_at(len(self.layers) - 1, hidden, positions, records)
 
-        Equals ``resume(last, hidden, records)[:, positions]`` to float rounding (``query_path_matches``
-        checks it); queries, attention weights, output projection and MLP run on the selected positions.
-        """
-        layer = len(self.layers) - 1
-        if self._query_attention is None:
-            self._query_attention = query_attention(
-                self.part(layer, "attn"), self.model.spec.architecture, self.n_heads, self.n_kv_heads, self.d_head
-            )
-        attn = self._query_attention(self.part(layer, "ln1")(hidden), positions, records[layer].attn_kwargs)
-        return self.block_output(layer, hidden[:, positions], attn)
+    def check_kernels(self, records: list[LayerRecord], layers: Iterable[int]) -> None:
+        """Lets ``resume`` use ``layer_at`` for those of ``layers`` where it reproduces the clean record."""
+        self.kernel_layers = {i for i in layers if self._reproduces(records, i, None)}
 
     def query_path_matches(self, records: list[LayerRecord], positions: Int[Tensor, " n"]) -> bool:
         """Whether ``last_layer_at`` reproduces the recorded last layer on the clean batch (to float rounding).
@@ -215,21 +235,25 @@ class DecoderStack:
         A guard for configurations the query-position attention does not know: the sweep falls back to
         the full last layer when this is false.
         """
-        rec = records[-1]
-        rows = slice(0, 16)  # a few rows test the arithmetic as well as all of them
+        return self._reproduces(records, len(self.layers) - 1, positions)
+
+    def _reproduces(self, records: list[LayerRecord], layer: int, positions: Int[Tensor, " n"] | None) -> bool:
+        """Whether ``layer_at`` gives the recorded output of ``layer`` on a few clean rows (to float rounding)."""
+        rec = records[layer]
+        rows = slice(0, 8)  # a few rows test the arithmetic as well as all of them
         try:
-            fast = self.last_layer_at(rec.resid_pre[rows], positions, records)
+            fast = self.layer_at(layer, rec.resid_pre[rows], positions, records)
         except (RuntimeError, ValueError, AttributeError, TypeError) as err:
-            log.info("query-position attention unavailable (%s); the last layer runs on every position", err)
+            log.info("layer %d: written-out layer unavailable (%s); the module runs", layer, err)
             return False
-        slow = rec.resid_post[rows, positions]
+        slow = rec.resid_post[rows] if positions is None else rec.resid_post[rows, positions]
         scale = float(slow.abs().max()) + 1.0
         # a few roundings of the largest value: tight enough in float16/bfloat16 that a wrong path (e.g. queries
         # at neighbouring positions, about 0.1 of the scale) fails; failing only costs the slower exact path
         tolerance = max(1e-4, 4 * torch.finfo(slow.dtype).eps) * scale
         error = float((fast - slow).abs().max())
         if error > tolerance:
-            log.info("query-position attention differs from the layer by %.3g; not used", error)
+            log.info("layer %d: written-out layer differs from the module by %.3g; not used", layer, error)
         return error <= tolerance
 
     def block_output(self, layer: int, resid_pre: Tensor, attn_out: Tensor) -> Tensor:

@@ -142,6 +142,8 @@ def run_ablation_sweep(
     # queries at the scored positions only, when the metric reads no others and the shortcut reproduces
     # the clean last layer
     query_path = local and stack.query_path_matches(records, positions)
+    # layers resumed on every position: those above the lowest ablated one (the last only without the query path)
+    stack.check_kernels(records, range(min(c.layer for c in components) + 1, last if query_path else last + 1))
     chunk = max(1, memory_budget // bytes_per_ablation(model, n_rows, length, len(positions)))
     by_layer: dict[int, list[Component]] = {}
     for c in components:
@@ -158,7 +160,9 @@ def run_ablation_sweep(
             group = [c for c in part if c.kind in kinds]
             if not group:
                 continue
-            edits = torch.stack([_edited(c, rec, ref, method, seed, w_o, w_out) for c in group])
+            edits = rec.attn_out.new_empty((len(group), *rec.attn_out.shape))
+            for c, out in zip(group, edits, strict=True):
+                _edit(out, c, rec, ref, method, seed, w_o, w_out)
             at = rec
             if layer == last:
                 # nothing reads the last layer's other positions: finish it where the metric looks
@@ -241,7 +245,8 @@ def _kept_length(needed: int, n_pos: int) -> int:
     return max(needed, min(n_pos, 16))
 
 
-def _edited(
+def _edit(
+    out: torch.Tensor,
     c: Component,
     rec: LayerRecord,
     ref: LayerRecord,
@@ -249,12 +254,16 @@ def _edited(
     seed: int,
     w_o: torch.Tensor,
     w_out: torch.Tensor,
-) -> torch.Tensor:
-    """The attention output (heads, attn) or MLP output (neurons, mlp) of ``c``'s layer with ``c`` ablated."""
+) -> None:
+    """Writes to ``out`` the attention output (heads, attn) or MLP output (neurons, mlp) of ``c``'s layer with
+    ``c`` ablated."""
     values = _values(rec, c)
     new = replacement(method, _values(ref, c), seed=seed)(values).to(values.dtype)
     if c.kind == "head":
-        return rec.attn_out + (new - values) @ w_o[c.index]
-    if c.kind == "neuron":
-        return rec.mlp_out + (new - values).unsqueeze(-1) * w_out[c.index]
-    return new.expand_as(values)
+        d = out.shape[-1]
+        flat = (new - values).flatten(0, -2)
+        torch.addmm(rec.attn_out.reshape(-1, d), flat, w_o[c.index], out=out.view(-1, d))
+    elif c.kind == "neuron":
+        torch.addcmul(rec.mlp_out, (new - values).unsqueeze(-1), w_out[c.index], out=out)
+    else:
+        out.copy_(new.expand_as(values))

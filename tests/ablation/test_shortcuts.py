@@ -119,12 +119,12 @@ def test_query_path_check_is_tight_in_half_precision(
     records = stack.record(batch.tokens)
     positions = predicting_positions(batch)
     assert stack.query_path_matches(records, positions)
-    real = DecoderStack.last_layer_at
+    real = DecoderStack.layer_at
 
-    def shifted(self: DecoderStack, hidden: torch.Tensor, pos: torch.Tensor, recs: list) -> torch.Tensor:
-        return real(self, hidden, (pos + 1).clamp(max=hidden.shape[1] - 1), recs)
+    def shifted(self: DecoderStack, layer: int, hidden: torch.Tensor, pos: torch.Tensor, recs: list) -> torch.Tensor:
+        return real(self, layer, hidden, (pos + 1).clamp(max=hidden.shape[1] - 1), recs)
 
-    monkeypatch.setattr(DecoderStack, "last_layer_at", shifted)
+    monkeypatch.setattr(DecoderStack, "layer_at", shifted)
     assert not stack.query_path_matches(records, positions)
 
 
