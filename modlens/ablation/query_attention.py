@@ -58,6 +58,7 @@ class QueryAttention:
         rotary = attn_kwargs.get("position_embeddings")
         dims = 0 if rotary is None else rotary[0].shape[-1]
         proj = self._projections_for(dims)
+        with_partners = proj.partner_dims > 0
         if positions is None:
             n = p
             # one projection: [q | k | v | partners of q | partners of k]
@@ -65,7 +66,8 @@ class QueryAttention:
             q, k, v = y[..., : h * dh], y[..., h * dh : (h + g) * dh], y[..., (h + g) * dh : (h + 2 * g) * dh]
             if rotary is not None:
                 qk = y[..., : (h + g) * dh].view(b, p, h + g, dh)
-                _rotate(qk, y[..., (h + 2 * g) * dh :].view(b, p, h + g, dims), rotary[0][:, :p], rotary[1][:, :p])
+                partner = y[..., (h + 2 * g) * dh :].view(b, p, h + g, dims) if with_partners else None
+                _rotate(qk, partner, rotary[0][:, :p], rotary[1][:, :p])
         else:
             n = len(positions)
             q_all = _project(normed[:, positions], proj.q_weight, proj.q_bias)
@@ -73,10 +75,10 @@ class QueryAttention:
             q, k, v = q_all[..., : h * dh], kv_all[..., : g * dh], kv_all[..., g * dh : 2 * g * dh]
             if rotary is not None:
                 cos, sin = rotary
-                _rotate(
-                    q.view(b, n, h, dh), q_all[..., h * dh :].view(b, n, h, dims), cos[:, positions], sin[:, positions]
-                )
-                _rotate(k.view(b, p, g, dh), kv_all[..., 2 * g * dh :].view(b, p, g, dims), cos[:, :p], sin[:, :p])
+                q_partner = q_all[..., h * dh :].view(b, n, h, dims) if with_partners else None
+                k_partner = kv_all[..., 2 * g * dh :].view(b, p, g, dims) if with_partners else None
+                _rotate(q.view(b, n, h, dh), q_partner, cos[:, positions], sin[:, positions])
+                _rotate(k.view(b, p, g, dh), k_partner, cos[:, :p], sin[:, :p])
         # Query heads sharing a key-value head (grouped-query attention) go side by side along the query
         # axis, so one matmul per key-value head serves them all without copying keys and values.
         q = q.reshape(b, n, h, dh).permute(0, 2, 1, 3).reshape(b, g, (h // g) * n, dh)
@@ -97,22 +99,23 @@ class QueryAttention:
         return result[0] if isinstance(result, tuple) else result
 
     def _projections_for(self, dims: int) -> "_Projections":
-        """The projections with the partner columns of ``dims`` rotary dimensions per head (none if 0)."""
+        """The projections, with the partner columns of ``dims`` rotary dimensions per head where they pay.
+
+        Partners cost ``d_model`` multiply-adds per rotated element; they replace elementwise work that is
+        slow when each rotated half is shorter than a SIMD vector (``_SHORT_HALF``, as in Pythia and this
+        tool's models). Measured on 2 CPU cores (whole GPT-NeoX layers, 2048 tokens; 4, 8 and 16 rotary
+        dimensions per head): 7-16% faster at d_model 64, even at 128 and 256, 3-5% slower at 512 and 768;
+        so only narrow models (``_PARTNER_MAX_WIDTH``) get them. Elsewhere the rotation runs as Hugging
+        Face runs it.
+        """
         if dims not in self._projections:
             h, g, dh = self.n_heads, self.n_kv_heads, self.d_head
-            # rotate_half(x)[i] = -x[i + half] for i < half, x[i - half] for half <= i < dims
-            half = dims // 2
-            source = torch.cat([torch.arange(half, dims), torch.arange(half)])
-            sign = torch.cat([-torch.ones(half), torch.ones(dims - half)])
-
-            def partners(weight: Tensor, bias: Tensor | None, heads: int) -> tuple[Tensor, Tensor | None]:
-                cols = (torch.arange(heads)[:, None] * dh + source).reshape(-1).to(weight.device)
-                signs = sign.repeat(heads).to(weight.device, weight.dtype)
-                return weight[:, cols] * signs, None if bias is None else bias[cols] * signs
-
-            q_p, q_pb = partners(self.q_weight, self.q_bias, h)
-            k_p, k_pb = partners(self.kv_weight, self.kv_bias, g)
+            q_p, q_pb = _partners(self.q_weight, self.q_bias, h, dh, dims)
+            k_p, k_pb = _partners(self.kv_weight, self.kv_bias, g, dh, dims)
+            if dims == 0 or dims // 2 >= _SHORT_HALF or self.q_weight.shape[0] > _PARTNER_MAX_WIDTH:
+                q_p, q_pb, k_p, k_pb = q_p[:, :0], None, k_p[:, :0], None
             self._projections[dims] = _Projections(
+                partner_dims=dims if q_p.shape[1] else 0,
                 q_weight=torch.cat([self.q_weight, q_p], dim=1).contiguous(),
                 q_bias=_joined((self.q_weight, self.q_bias), (q_p, q_pb)),
                 kv_weight=torch.cat([self.kv_weight, k_p], dim=1).contiguous(),
@@ -125,11 +128,29 @@ class QueryAttention:
         return self._projections[dims]
 
 
+_SHORT_HALF = 16
+"""Rotated halves shorter than this many elements (one AVX-512 vector of float32) get partner columns..."""
+_PARTNER_MAX_WIDTH = 128
+"""... in models of at most this ``d_model``."""
+
+
+def _partners(weight: Tensor, bias: Tensor | None, heads: int, d_head: int, dims: int) -> tuple[Tensor, Tensor | None]:
+    """Projection columns giving ``rotate_half`` of the first ``dims`` dimensions of each head's output."""
+    # rotate_half(x)[i] = -x[i + half] for i < half, x[i - half] for half <= i < dims
+    half = dims // 2
+    source = torch.cat([torch.arange(half, dims), torch.arange(half)])
+    sign = torch.cat([-torch.ones(half), torch.ones(dims - half)])
+    cols = (torch.arange(heads)[:, None] * d_head + source).reshape(-1).to(weight.device)
+    signs = sign.repeat(heads).to(weight.device, weight.dtype)
+    return weight[:, cols] * signs, None if bias is None else bias[cols] * signs
+
+
 @dataclass(frozen=True)
 class _Projections:
     """Input-major projection weights: queries ``[q | q partners]``, keys and values ``[k | v | k partners]``,
     and all at once ``[q | k | v | q partners | k partners]`` (partners: ``rotate_half`` folded in)."""
 
+    partner_dims: int
     q_weight: Tensor
     q_bias: Tensor | None
     kv_weight: Tensor
@@ -151,11 +172,17 @@ def _project(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     return out.view(*x.shape[:-1], -1)
 
 
-def _rotate(x: Float[Tensor, "batch pos head d_head"], partner: Tensor, cos: Tensor, sin: Tensor) -> None:
-    """Rotary embedding of the first ``cos.shape[-1]`` dims of each head, in place: ``x * cos + rotate_half(x) * sin``,
-    with ``rotate_half(x)`` computed beforehand as ``partner``."""
+def _rotate(x: Float[Tensor, "batch pos head d_head"], partner: Tensor | None, cos: Tensor, sin: Tensor) -> None:
+    """Rotary embedding of the first ``cos.shape[-1]`` dims of each head, in place: ``x * cos + rotate_half(x) * sin``.
+
+    ``partner``: ``rotate_half(x)`` already projected; computed here (as Hugging Face does) when ``None``.
+    """
     dims = cos.shape[-1]
-    x[..., :dims].mul_(cos.unsqueeze(2)).addcmul_(partner, sin.unsqueeze(2))
+    rot = x[..., :dims]
+    if partner is None:
+        half = dims // 2
+        partner = torch.cat((-rot[..., half:], rot[..., :half]), dim=-1)
+    rot.mul_(cos.unsqueeze(2)).addcmul_(partner, sin.unsqueeze(2))
 
 
 def query_attention(attn: Any, architecture: str, n_heads: int, n_kv_heads: int, d_head: int) -> QueryAttention:

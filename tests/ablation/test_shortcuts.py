@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
+import modlens.ablation.query_attention as query_attention_module
 import modlens.ablation.sweep as sweep_module
 from modlens.ablation import run_ablation_loop, run_ablation_sweep
 from modlens.ablation.positions import predicting_positions
@@ -216,3 +217,80 @@ def test_cli_no_progress(tokenizer, tmp_path: Path, capsys, monkeypatch) -> None
     assert "ablation sweep" in capsys.readouterr().err
     assert main([*args, "--no-progress", "--out", str(tmp_path / "b")]) == 0
     assert "ablation sweep" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("partners", [True, False], ids=["partner-columns", "rotate-half"])
+@pytest.mark.parametrize("positions", [None, [3, 7], [11]], ids=["all", "two", "one"])
+def test_written_out_layer_equals_the_module(
+    family_model: Model, batch: Batch, partners: bool, positions: list[int] | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``layer_at`` (the sweep's resumed layers) against the Hugging Face layer, both ways of rotating (GPT-2 has
+    no rotary embedding; GPT-NeoX rotates 2 of 8 dimensions per head here, Llama all 8)."""
+    if not partners:
+        monkeypatch.setattr(query_attention_module, "_SHORT_HALF", 0)
+    stack = DecoderStack(family_model)
+    records = stack.record(batch.tokens)
+    gen = torch.Generator().manual_seed(0)
+    hidden = records[1].resid_pre + 0.3 * torch.randn(records[1].resid_pre.shape, generator=gen)
+    pos = None if positions is None else torch.tensor(positions)
+    fast = stack.layer_at(1, hidden, pos, records)
+    slow = stack.resume(1, hidden, records)
+    torch.testing.assert_close(fast, slow if pos is None else slow[:, pos], rtol=1e-5, atol=1e-5)
+    rotary = records[1].attn_kwargs.get("position_embeddings")
+    if rotary is not None:  # the path under test was taken
+        projections = stack._attention[1]._projections_for(rotary[0].shape[-1])
+        assert (projections.partner_dims > 0) == partners
+
+
+@pytest.fixture(scope="module", params=["gpt_neox", "gpt2", "llama"])
+def deep_model(request: pytest.FixtureRequest, tokenizer) -> Model:
+    """Three layers, so that an ablation in layer 0 resumes a whole layer before the last."""
+    extra = {"n_kv_heads": 2} if request.param == "llama" else {}
+    return tiny_model(request.param, tokenizer=tokenizer, n_layers=3, d_model=32, n_heads=4, n_ctx=32, **extra)
+
+
+@pytest.mark.parametrize("metric", ["loss", "all_positions"])
+def test_sweep_resumes_through_written_out_layers(
+    deep_model: Model, batch: Batch, metric: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Layers above an ablation run written out (on every position) and the sweep still equals the loop."""
+
+    def all_positions(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return logits.logsumexp(-1).mean()
+
+    used: list[tuple[int, bool]] = []
+    real = DecoderStack.layer_at
+
+    def spy(self: DecoderStack, layer: int, hidden: torch.Tensor, positions, records: list) -> torch.Tensor:
+        used.append((layer, positions is None))
+        return real(self, layer, hidden, positions, records)
+
+    monkeypatch.setattr(DecoderStack, "layer_at", spy)
+    comps = parse_components(["L0H1", "L0.mlp", "L0N3", "L1H2", "L1.attn", "L2H0"])
+    fn = loss if metric == "loss" else all_positions
+    fast = run_ablation_sweep(deep_model, batch, comps, method="mean", metric=fn, progress=False)
+    slow = run_ablation_loop(deep_model, batch, comps, method="mean", metric=fn)
+    assert_frames_close(fast, slow)
+    assert (1, True) in used
+    assert ((2, True) in used) == (metric == "all_positions")  # with the query path the last layer runs partly
+
+
+def test_a_wrong_written_out_layer_is_not_used(
+    deep_model: Model, batch: Batch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A written-out layer that disagreed with the module (here: attention without its causal mask) fails the
+    check on the clean batch; the sweep then resumes through the modules and still equals the loop."""
+    real = QueryAttention.__call__
+
+    def unmasked(self: QueryAttention, normed: torch.Tensor, positions, attn_kwargs: dict) -> torch.Tensor:
+        return real(self, normed, positions, {k: v for k, v in attn_kwargs.items() if k != "attention_mask"})
+
+    monkeypatch.setattr(QueryAttention, "__call__", unmasked)
+    stack = DecoderStack(deep_model)
+    records = stack.record(batch.tokens)
+    stack.check_kernels(records, [1, 2])
+    assert stack.kernel_layers == set()
+    comps = parse_components(["L0H1", "L0.mlp", "L1H2"])
+    fast = run_ablation_sweep(deep_model, batch, comps, method="zero", progress=False)
+    slow = run_ablation_loop(deep_model, batch, comps, method="zero")
+    assert_frames_close(fast, slow)
