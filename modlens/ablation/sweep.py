@@ -169,10 +169,7 @@ def run_ablation_sweep(
                 edits, at = edits[:, :, positions], rec.take(positions=positions)
             tail = _Tail(stack, records, layer, at, kinds[0] == "head", positions, query_path)
             flat = edits.flatten(0, 1)
-            # a tail that only finishes the last layer at the scored positions holds smaller activations
-            partial_only = layer == last or (layer == last - 1 and query_path)
-            rows_per_block = _block_rows(model, length, len(positions)) if partial_only else block
-            logits = torch.cat([tail(flat, rows) for rows in _row_blocks(len(flat), rows_per_block)])
+            logits = torch.cat([tail(flat, rows) for rows in _row_blocks(len(flat), block)])
             for c, row in zip(group, logits.unflatten(0, (len(group), n_rows)), strict=True):
                 results[c] = score(row)
     return sweep_frame(components, clean, [results[c] for c in components], method=method, metric=metric_name(metric))
@@ -213,11 +210,8 @@ _CPU_BLOCK_BYTES = 2 << 20
 _MIN_BLOCK_TOKENS = 256
 
 
-def _block_rows(model: Model, length: int, queries: int | None = None) -> int | None:
+def _block_rows(model: Model, length: int) -> int | None:
     """Rows per forward on CPU, keeping activations small; ``None`` (the whole chunk) on other devices.
-
-    ``queries``: when the widest layer a block runs computes queries (and MLP) at that many positions only
-    (keys and values at all ``length``), as the last layer does on the query path.
 
     On CPU, multi-MB temporaries are often handed back to the OS when freed and faulted in afresh on the
     next forward; the page faults can cost more than the arithmetic (measured on the small benchmark
@@ -231,8 +225,7 @@ def _block_rows(model: Model, length: int, queries: int | None = None) -> int | 
         return None
     s = model.spec
     itemsize = torch.finfo(model.dtype).bits // 8
-    q = length if queries is None else queries
-    widest = max(s.d_mlp * q, s.d_model * (q + 2 * length), s.n_heads * q * length) * itemsize
+    widest = max(s.d_mlp, 3 * s.d_model, s.n_heads * length) * length * itemsize
     return max(1, _CPU_BLOCK_BYTES // widest, -(-_MIN_BLOCK_TOKENS // length))
 
 
