@@ -15,7 +15,8 @@ Cases:
 torch's peak allocation during one run of each method.
 
 Usage:
-  python benchmarks/ablation_sweep.py [--case small|gpt2|all] [--repeats 3] [--device cpu|cuda] [--json PATH]
+  python benchmarks/ablation_sweep.py [--case small|gpt2|all] [--repeats 3] [--device cpu|cuda] [--warm-allocator]
+                                     [--json PATH]
 """
 
 import argparse
@@ -23,6 +24,7 @@ import gc
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -134,19 +136,35 @@ def memory_child(case: str, name: str, args: argparse.Namespace) -> None:
     print(max(peak, _rss_mb()) - before)
 
 
+def warm_allocator() -> None:
+    """Frees a 30 MiB block, so that glibc keeps freed activations mapped from then on.
+
+    glibc serves blocks above its mmap threshold (128 KiB at start) with fresh mappings and returns freed
+    heap tops to the OS; every first touch of such memory is a page fault. Freeing a mapped block raises
+    both thresholds to that block's size (up to 32 MiB), which any process that frees a large tensor (loading
+    a real model does) has done already. With this small model nothing did, and each method's forwards
+    fault a varying number of pages, which moves both timings by up to a fifth from run to run.
+    """
+    block = torch.empty(30 << 20, dtype=torch.uint8)
+    del block
+
+
 def bench_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
     model, batch, comps, info = on_device(case, args)
     # warm-up: boot the bridge, touch every code path once
     run_method("loop", model, batch, comps[:1], args.method)
     run_method("sweep", model, batch, comps[:1], args.method)
     times: dict[str, list[float]] = {"loop": [], "sweep": []}
+    faults: dict[str, list[int]] = {"loop": [], "sweep": []}
     max_diff = 0.0
     for rep in range(args.repeats):
         frames = {}
         for name in ("loop", "sweep") if rep % 2 == 0 else ("sweep", "loop"):
+            faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             start = time.perf_counter()
             frames[name] = run_method(name, model, batch, comps, args.method)
             times[name].append(time.perf_counter() - start)
+            faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before)
             print(f"  {case} rep {rep}: {name} {times[name][-1]:.2f} s", file=sys.stderr, flush=True)
         for col in ("clean", "ablated", "change"):
             diff = (frames["loop"][col] - frames["sweep"][col]).abs().max()
@@ -164,6 +182,7 @@ def bench_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
         "sweep_median_s": med["sweep"],
         "speedup": med["loop"] / med["sweep"],
         "max_abs_diff": max_diff,
+        "page_faults_median": {k: statistics.median(v) for k, v in faults.items()},
     }
     if not args.no_memory and model.device.type == "cuda":
         result.update(gpu_peak_memory_mb(model, batch, comps, args))
@@ -185,10 +204,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--memory-only", action="store_true", help="only measure peak memory (no timing)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    parser.add_argument("--warm-allocator", action="store_true", help="free a 30 MiB block first (see below)")
     parser.add_argument("--json", metavar="PATH", help="write the figures as JSON")
     parser.add_argument("--memory-child", nargs=2, metavar=("CASE", "METHOD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.warm_allocator:
+        warm_allocator()
     if args.memory_child:
         memory_child(*args.memory_child, args)
         return
@@ -204,6 +226,7 @@ def main() -> None:
         "machine": {
             "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
+            "warm_allocator": args.warm_allocator,
             "device": args.device,
             "note": "shared machine: other engineers' jobs ran at the same time (see load averages)",
             "load_average_at_start": os.getloadavg(),
