@@ -7,10 +7,11 @@ The arithmetic follows Hugging Face's eager attention of GPT-NeoX, GPT-2 and Lla
 attention included) step by step, so it agrees with the module to float rounding; ``DecoderStack``
 checks that on the clean batch before a sweep relies on it.
 
-Rotary embeddings are applied without Hugging Face's slices and concatenations: ``rotate_half`` is a fixed
-signed permutation of each head's rotary dimensions, so it is folded into extra projection columns (the
-"partner" of each rotary dimension), and the rotation becomes two in-place operations. On the small
-models this tool trains (4 rotary dimensions per head), Hugging Face's way cost more than the projection.
+In narrow models with few rotary dimensions per head (this tool's family: 4), Hugging Face's rotary
+embedding (slices and concatenations of rows shorter than a SIMD vector) costs more than the projection.
+There ``rotate_half``, a fixed signed permutation of each head's rotary dimensions, is folded into extra
+projection columns (the "partner" of each rotary dimension) and the rotation becomes two in-place
+operations (see ``QueryAttention._projections_for`` for when).
 """
 
 from dataclasses import dataclass, field

@@ -209,8 +209,8 @@ class DecoderStack:
         """A layer's output at ``positions`` (``None``: all), written out from its weights (``QueryAttention``).
 
         Keys and values read every position, the rest only the selected ones. Equals the module's output to
-        float rounding (``check_kernels`` and ``query_path_matches`` verify it on the clean batch), and is
-        faster: rotary embeddings skip Hugging Face's slicing and concatenation.
+        float rounding (``check_kernels`` and ``query_path_matches`` verify it on the clean batch); in narrow
+        models with few rotary dimensions it is faster (see ``modlens.ablation.query_attention``).
         """
         if layer not in self._attention:
             self._attention[layer] = query_attention(
