@@ -143,7 +143,7 @@ def warm_allocator() -> None:
     heap tops to the OS; every first touch of such memory is a page fault. Freeing a mapped block raises
     both thresholds to that block's size (up to 32 MiB), which any process that frees a large tensor (loading
     a real model does) has done already. With this small model nothing did, and each method's forwards
-    fault a varying number of pages, which moves both timings by up to a fifth from run to run.
+    fault a varying number of pages on every run, which slowed both by 20-35% here.
     """
     block = torch.empty(30 << 20, dtype=torch.uint8)
     del block
