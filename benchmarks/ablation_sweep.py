@@ -6,7 +6,8 @@ same runs), and the peak memory each needs (measured in a fresh subprocess per m
 
 Cases:
   small  the embedded family's 3-layer GPT-NeoX (d_model 64, pretrained 300 steps on the primitives;
-         built once into the modlens cache), all heads + all MLP layers, a synthetic task batch.
+         built once into the modlens cache; other depths with --small-depth), all heads + all MLP layers,
+         a synthetic task batch.
   gpt2   a randomly initialised GPT-2-small-shaped model (12 layers x 12 heads, d_model 768, d_vocab
          50257) on 32 random prompts of 32 tokens, the answer being the last token; all 144 heads and
          the 12 MLP layers by default.
@@ -43,12 +44,13 @@ from modlens.tasks import Batch, SyntheticTask, loss
 def small_case(args: argparse.Namespace) -> tuple[Model, Batch, list[Component], dict[str, Any]]:
     from modlens.zoo import FamilyConfig, build_family
 
-    config = FamilyConfig(depths=(3,), seeds=(0,), label_noise=(0.0,), steps=300, checkpoints=(300,))
+    depth = args.small_depth
+    config = FamilyConfig(depths=(depth,), seeds=(0,), label_noise=(0.0,), steps=300, checkpoints=(300,))
     family = build_family(config, progress=False)
     model = family.load(family.members[0], 300)
     batch = SyntheticTask.from_name("reverse", config.layout).sample(args.small_examples, split="test", seed=0)
     comps = enumerate_components(model.spec, "head") + enumerate_components(model.spec, "mlp")
-    info = {"model": "zoo GPT-NeoX 3 layers, d_model 64, 4 heads, d_mlp 256, 300 pretraining steps",
+    info = {"model": f"zoo GPT-NeoX {depth} layers, d_model 64, 4 heads, d_mlp 256, 300 pretraining steps",
             "batch": f"{len(batch)} x {batch.n_pos} tokens (task 'reverse')"}  # fmt: skip
     return model, batch, comps, info
 
@@ -103,7 +105,7 @@ def peak_memory_mb(case: str, name: str, args: argparse.Namespace) -> float:
     cmd = [sys.executable, __file__, "--memory-child", case, name, "--method", args.method, "--threads",
            str(args.threads), "--gpt2-heads-per-layer", str(args.gpt2_heads_per_layer),
            *([] if args.gpt2_mlps else ["--no-gpt2-mlps"]),
-           "--small-examples", str(args.small_examples)]  # fmt: skip
+           "--small-examples", str(args.small_examples), "--small-depth", str(args.small_depth)]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -198,6 +200,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--method", default="mean", choices=["zero", "mean", "resample"])
     parser.add_argument("--small-examples", type=int, default=128, help="examples in the small case's batch")
+    parser.add_argument("--small-depth", type=int, default=3, help="layers of the small case's family model")
     parser.add_argument("--gpt2-heads-per-layer", type=int, default=12, help="heads per layer in the gpt2 case")
     parser.add_argument("--no-gpt2-mlps", dest="gpt2_mlps", action="store_false", help="gpt2 case: heads only")
     parser.add_argument("--device", default="cpu", help="torch device to run on (default cpu)")
