@@ -59,27 +59,18 @@ class QueryAttention:
         rotary = attn_kwargs.get("position_embeddings")
         dims = 0 if rotary is None else rotary[0].shape[-1]
         proj = self._projections_for(dims)
-        with_partners = proj.partner_dims > 0
-        if positions is None:
-            n = p
-            # one projection: [q | k | v | partners of q | partners of k]
-            y = _project(normed, proj.all_weight, proj.all_bias)
-            q, k, v = y[..., : h * dh], y[..., h * dh : (h + g) * dh], y[..., (h + g) * dh : (h + 2 * g) * dh]
-            if rotary is not None:
-                qk = y[..., : (h + g) * dh].view(b, p, h + g, dh)
-                partner = y[..., (h + 2 * g) * dh :].view(b, p, h + g, dims) if with_partners else None
-                _rotate(qk, partner, rotary[0][:, :p], rotary[1][:, :p])
-        else:
-            n = len(positions)
-            q_all = _project(normed[:, positions], proj.q_weight, proj.q_bias)
-            kv_all = _project(normed, proj.kv_weight, proj.kv_bias)
-            q, k, v = q_all[..., : h * dh], kv_all[..., : g * dh], kv_all[..., g * dh : 2 * g * dh]
-            if rotary is not None:
-                cos, sin = rotary
-                q_partner = q_all[..., h * dh :].view(b, n, h, dims) if with_partners else None
-                k_partner = kv_all[..., 2 * g * dh :].view(b, p, g, dims) if with_partners else None
-                _rotate(q.view(b, n, h, dh), q_partner, cos[:, positions], sin[:, positions])
-                _rotate(k.view(b, p, g, dh), k_partner, cos[:, :p], sin[:, :p])
+        at = slice(None) if positions is None else positions  # the query positions
+        n = p if positions is None else len(positions)
+        q_all = _project(normed[:, at], proj.q_weight, proj.q_bias)
+        kv_all = _project(normed, proj.kv_weight, proj.kv_bias)
+        q, k, v = q_all[..., : h * dh], kv_all[..., : g * dh], kv_all[..., g * dh : 2 * g * dh]
+        if rotary is not None:
+            cos, sin = rotary[0][:, :p], rotary[1][:, :p]
+            with_partners = proj.partner_dims > 0
+            q_partner = q_all[..., h * dh :].view(b, n, h, dims) if with_partners else None
+            k_partner = kv_all[..., 2 * g * dh :].view(b, p, g, dims) if with_partners else None
+            _rotate(q.view(b, n, h, dh), q_partner, cos[:, at], sin[:, at])
+            _rotate(k.view(b, p, g, dh), k_partner, cos, sin)
         # Query heads sharing a key-value head (grouped-query attention) go side by side along the query
         # axis, so one matmul per key-value head serves them all without copying keys and values.
         q = q.reshape(b, n, h, dh).permute(0, 2, 1, 3).reshape(b, g, (h // g) * n, dh)
@@ -87,7 +78,7 @@ class QueryAttention:
         scores = scores.view(b, h, n, p)
         mask = attn_kwargs.get("attention_mask")
         if mask is not None:
-            rows = mask[..., :p, :p] if positions is None else mask[..., positions, :p]
+            rows = mask[..., :p, :p][..., at, :]
             scores = (
                 scores.masked_fill_(~rows, torch.finfo(scores.dtype).min)
                 if rows.dtype == torch.bool
@@ -110,22 +101,20 @@ class QueryAttention:
         Face runs it.
         """
         if dims not in self._projections:
-            h, g, dh = self.n_heads, self.n_kv_heads, self.d_head
-            q_p, q_pb = _partners(self.q_weight, self.q_bias, h, dh, dims)
-            k_p, k_pb = _partners(self.kv_weight, self.kv_bias, g, dh, dims)
-            if dims == 0 or dims // 2 >= _SHORT_HALF or self.q_weight.shape[0] > _PARTNER_MAX_WIDTH:
-                q_p, q_pb, k_p, k_pb = q_p[:, :0], None, k_p[:, :0], None
-            self._projections[dims] = _Projections(
-                partner_dims=dims if q_p.shape[1] else 0,
-                q_weight=torch.cat([self.q_weight, q_p], dim=1).contiguous(),
-                q_bias=_joined((self.q_weight, self.q_bias), (q_p, q_pb)),
-                kv_weight=torch.cat([self.kv_weight, k_p], dim=1).contiguous(),
-                kv_bias=_joined((self.kv_weight, self.kv_bias), (k_p, k_pb)),
-                all_weight=torch.cat([self.q_weight, self.kv_weight, q_p, k_p], dim=1).contiguous(),
-                all_bias=_joined(
-                    (self.q_weight, self.q_bias), (self.kv_weight, self.kv_bias), (q_p, q_pb), (k_p, k_pb)
-                ),
-            )
+            pays = 0 < dims // 2 < _SHORT_HALF and self.q_weight.shape[0] <= _PARTNER_MAX_WIDTH
+            if not pays:
+                self._projections[dims] = _Projections(0, self.q_weight, self.q_bias, self.kv_weight, self.kv_bias)
+            else:
+                h, g, dh = self.n_heads, self.n_kv_heads, self.d_head
+                q_p, q_pb = _partners(self.q_weight, self.q_bias, h, dh, dims)
+                k_p, k_pb = _partners(self.kv_weight, self.kv_bias, g, dh, dims)
+                self._projections[dims] = _Projections(
+                    partner_dims=dims,
+                    q_weight=torch.cat([self.q_weight, q_p], dim=1),
+                    q_bias=_joined((self.q_weight, self.q_bias), (q_p, q_pb)),
+                    kv_weight=torch.cat([self.kv_weight, k_p], dim=1),
+                    kv_bias=_joined((self.kv_weight, self.kv_bias), (k_p, k_pb)),
+                )
         return self._projections[dims]
 
 
@@ -148,16 +137,14 @@ def _partners(weight: Tensor, bias: Tensor | None, heads: int, d_head: int, dims
 
 @dataclass(frozen=True)
 class _Projections:
-    """Input-major projection weights: queries ``[q | q partners]``, keys and values ``[k | v | k partners]``,
-    and all at once ``[q | k | v | q partners | k partners]`` (partners: ``rotate_half`` folded in)."""
+    """Input-major projection weights: queries ``[q | q partners]``, keys and values ``[k | v | k partners]``
+    (partners: ``rotate_half`` of the first ``partner_dims`` dimensions of each head folded in; none if 0)."""
 
     partner_dims: int
     q_weight: Tensor
     q_bias: Tensor | None
     kv_weight: Tensor
     kv_bias: Tensor | None
-    all_weight: Tensor
-    all_bias: Tensor | None
 
 
 def _joined(*parts: tuple[Tensor, Tensor | None]) -> Tensor | None:
