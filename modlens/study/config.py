@@ -7,8 +7,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from modlens.errors import ConfigError
-from modlens.tasks.operations import PRIMITIVES, composites, parse_task_name
+from modlens.tasks.operations import parse_task_name
+from modlens.tasks.splits import CompositeSplit, split_composites
 from modlens.zoo.config import FamilyConfig
+
+# The metrics that get a verdict: behavioural reuse, mechanistic reuse, where fine-tuning changed the model.
+PRIMARY_METRICS = ("heldout_composite_accuracy", "reuse_specificity", "weight_drift_upper_share")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -17,19 +21,29 @@ class StudyConfig:
 
     Pretraining (the family, see ``modlens.zoo.FamilyConfig``): architecture, depths, d_model, n_heads,
     d_mlp, seeds, label_noise, composite_fraction, pretrain_steps, checkpoints, pretrain_batch_size,
-    pretrain_lr, n_digits.
+    pretrain_lr, n_digits, write_intermediates, step_fraction.
 
-    Tasks: the ordered composites ``f∘g`` of distinct primitives are shuffled with ``task_seed``; the first
-    ``n_finetune_composites`` are the fine-tuning tasks (the first ``n_pretrain_composites`` of those also
-    enter the "primitives+composites" corpus), the rest are held out: never seen in fine-tuning, they
-    test systematic reuse of the parts.
+    Tasks: the composites ``f∘g`` of distinct primitives are shuffled with ``task_seed``; the first
+    ``n_heldout_composites`` that differ from every primitive on more than ``1 - max_heldout_agreement`` of
+    probe inputs are held out (never fine-tuned on: they test reuse of the parts), then the fine-tuning
+    tasks are the next ``n_finetune_composites`` (``None``: all) pairs that are no functional twin of a
+    held-out one (``modlens.tasks.splits``). The first ``n_pretrain_composites`` fine-tuning pairs also
+    enter the "primitives+composites" corpus.
 
-    Fine-tuning: each checkpoint is fine-tuned once per learning rate in ``lr_grid`` and the rate is
-    chosen on the validation split (reached target first, then fewer steps, then accuracy), so no
-    checkpoint is judged with a rate tuned for another.
+    Fine-tuning: each checkpoint is fine-tuned once per learning rate in ``lr_grid`` until whole-answer
+    validation accuracy on the fine-tuning pairs reaches ``target_accuracy`` (at most
+    ``finetune_max_steps``); the rate is chosen on validation (reached target first, then fewer steps, then
+    accuracy), so no checkpoint is judged with a rate tuned for another. Beside that stop-at-target arm, the
+    same run is kept after exactly ``fixed_budget_steps`` steps (every checkpoint gets the same budget), so
+    step count cannot pass for modularity. A fine-tune that misses the target is counted and left out of
+    the mechanistic metrics.
 
-    Masks: ``subroutines`` (two primitives) get component masks on the tuned model and its base, for
-    each of ``mask_seeds``.
+    Masks: ``subroutines`` (two primitives) get component masks on the base and the tuned model over
+    ``mask_seeds``; a mask is scored only if it keeps at least ``faithful_min_kept`` of the model's accuracy
+    on its task and beats ``faithful_random_draws`` same-size random circuits by ``faithful_margin``.
+
+    Analysis: ``primary_metrics`` (at most three) get a verdict, Holm-corrected; every other metric is
+    descriptive.
 
     Attributes:
         disentanglement: also fine-tune on each half of the fine-tuning tasks and measure the weight
@@ -49,13 +63,18 @@ class StudyConfig:
     pretrain_batch_size: int = 64
     pretrain_lr: float = 3e-3
     n_digits: int = 6
+    write_intermediates: bool = True
+    step_fraction: float = 0.6
     task_seed: int = 0
-    n_finetune_composites: int = 15
+    n_heldout_composites: int = 8
+    n_finetune_composites: int | None = None
+    max_heldout_agreement: float = 0.1
     n_pretrain_composites: int = 5
-    lr_grid: tuple[float, ...] = (1e-3, 3e-3)
-    finetune_max_steps: int = 400
+    lr_grid: tuple[float, ...] = (1e-4, 3e-4, 1e-3)
+    finetune_max_steps: int = 1500
+    fixed_budget_steps: int = 500
     finetune_batch_size: int = 64
-    target_accuracy: float = 0.5
+    target_accuracy: float = 0.9
     eval_every: int = 50
     replay_fraction: float = 0.3
     subroutines: tuple[str, ...] = ("reverse", "increment")
@@ -63,16 +82,15 @@ class StudyConfig:
     mask_steps: int = 100
     mask_sparsity: float = 0.5
     n_mask_examples: int = 128
+    faithful_min_kept: float = 0.8
+    faithful_margin: float = 0.2
+    faithful_random_draws: int = 5
     n_eval: int = 256
     disentanglement: bool = False
     disentanglement_alphas: tuple[float, ...] = (0.0, 0.5, 1.0)
+    primary_metrics: tuple[str, ...] = PRIMARY_METRICS
 
     def __post_init__(self) -> None:
-        n_pairs = len(PRIMITIVES) * (len(PRIMITIVES) - 1)
-        if not 1 <= self.n_finetune_composites < n_pairs:
-            raise ConfigError(f"n_finetune_composites must be in 1..{n_pairs - 1}, got {self.n_finetune_composites}")
-        if not 0 <= self.n_pretrain_composites <= self.n_finetune_composites:
-            raise ConfigError("n_pretrain_composites must be between 0 and n_finetune_composites")
         if len(self.subroutines) != 2 or any(parse_task_name(s) != (s,) for s in self.subroutines):
             raise ConfigError(f"subroutines must name two primitives, got {self.subroutines}")
         if not self.lr_grid or min(self.lr_grid) <= 0:
@@ -81,6 +99,19 @@ class StudyConfig:
             raise ConfigError("mask_seeds must list at least one seed")
         if 0 not in self.checkpoints:
             raise ConfigError("checkpoints must include step 0: the random-initialisation control")
+        if not 0.0 < self.target_accuracy <= 1.0:
+            raise ConfigError(f"target_accuracy must be in (0, 1], got {self.target_accuracy}")
+        if self.fixed_budget_steps < 1 or self.finetune_max_steps < 1:
+            raise ConfigError("finetune_max_steps and fixed_budget_steps must be positive")
+        if self.faithful_random_draws < 5:
+            raise ConfigError(f"faithful_random_draws must be at least 5, got {self.faithful_random_draws}")
+        if not 1 <= len(self.primary_metrics) <= 3:
+            raise ConfigError(f"declare one to three primary_metrics, got {len(self.primary_metrics)}")
+        split = self.task_split()
+        if self.n_pretrain_composites > len(split.finetune):
+            raise ConfigError(
+                f"n_pretrain_composites ({self.n_pretrain_composites}) exceeds the {len(split.finetune)} fine-tuning pairs"
+            )
         self.family()  # validates the pretraining fields
 
     def as_dict(self) -> dict[str, Any]:
@@ -89,19 +120,19 @@ class StudyConfig:
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
-    def task_split(self) -> tuple[list[str], list[str], list[str]]:
-        """``(finetune, heldout, pretrain_extra)`` composite task names, fixed by ``task_seed``."""
-        import numpy as np
-
-        pairs = composites()
-        order = np.random.default_rng(self.task_seed).permutation(len(pairs))
-        shuffled = [pairs[i] for i in order]
-        finetune = shuffled[: self.n_finetune_composites]
-        return finetune, shuffled[self.n_finetune_composites :], finetune[: self.n_pretrain_composites]
+    def task_split(self) -> CompositeSplit:
+        """The fine-tuning, held-out and excluded composites, fixed by ``task_seed``."""
+        return split_composites(
+            seed=self.task_seed,
+            n_heldout=self.n_heldout_composites,
+            n_finetune=self.n_finetune_composites,
+            n_digits=self.n_digits,
+            max_agreement=self.max_heldout_agreement,
+        )
 
     def family(self) -> FamilyConfig:
         """The pretraining family this study fine-tunes."""
-        extra = self.task_split()[2] if max(self.composite_fraction) > 0 else ()
+        extra = self.task_split().finetune[: self.n_pretrain_composites] if max(self.composite_fraction) > 0 else ()
         return FamilyConfig(
             architecture=self.architecture,
             depths=self.depths,
@@ -117,6 +148,8 @@ class StudyConfig:
             batch_size=self.pretrain_batch_size,
             lr=self.pretrain_lr,
             n_digits=self.n_digits,
+            write_intermediates=self.write_intermediates,
+            step_fraction=self.step_fraction,
             n_eval=self.n_eval,
         )
 

@@ -8,17 +8,20 @@ from transformers import PreTrainedTokenizerFast
 from modlens.tasks.operations import OPERATIONS
 
 PAD, BOS, EOS, UNK, SEP = "<pad>", "<bos>", "<eos>", "<unk>", "="
+STEP = ";"
+"""Separates the result of one operation from the next when a layout writes intermediate results."""
 
 
 @dataclass(frozen=True)
 class SyntheticVocab:
-    """Token ids for specials, digits ``0..base-1`` and operation names (in registry order)."""
+    """Token ids for specials, digits ``0..base-1``, operation names (in registry order), then the step
+    separator (appended, so earlier ids never move)."""
 
     base: int = 10
 
     @functools.cached_property
     def tokens(self) -> tuple[str, ...]:
-        return (PAD, BOS, EOS, UNK, SEP, *(str(d) for d in range(self.base)), *OPERATIONS)
+        return (PAD, BOS, EOS, UNK, SEP, *(str(d) for d in range(self.base)), *OPERATIONS, STEP)
 
     @functools.cached_property
     def ids(self) -> dict[str, int]:

@@ -1,5 +1,7 @@
-"""Fine-tuning on any task, stopping once a target accuracy is reached, with optional replay."""
+"""Fine-tuning on any task, stopping once a target accuracy is reached, with optional replay and an optional
+fixed-budget snapshot (the same number of steps for every model, so step count cannot pass for modularity)."""
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,6 +32,8 @@ class FinetuneConfig:
         replay_fraction: share of each batch drawn from the replay tasks (e.g. the primitives).
         n_val: validation examples.
         seed: data seed.
+        fixed_steps: also keep the model after exactly this many steps (training on past the target, or past
+            ``max_steps``, when needed): the fixed-budget arm.
     """
 
     max_steps: int = 2000
@@ -41,6 +45,7 @@ class FinetuneConfig:
     replay_fraction: float = 0.0
     n_val: int = 512
     seed: int = 0
+    fixed_steps: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_steps <= 0:
@@ -51,6 +56,8 @@ class FinetuneConfig:
             raise ConfigError(f"replay_fraction must be in [0, 1), got {self.replay_fraction}")
         if self.eval_every <= 0:
             raise ConfigError(f"eval_every must be positive, got {self.eval_every}")
+        if self.fixed_steps is not None and self.fixed_steps <= 0:
+            raise ConfigError(f"fixed_steps must be positive, got {self.fixed_steps}")
 
 
 @dataclass(frozen=True)
@@ -58,16 +65,19 @@ class FinetuneResult:
     """A fine-tuned model and how it got there.
 
     Attributes:
-        model: the fine-tuned model (the input model is untouched).
-        steps: optimiser steps used.
-        reached_target: whether validation accuracy reached the target within the budget.
+        model: the fine-tuned model when it reached the target, or after ``max_steps`` (the input model is
+            untouched).
+        steps: optimiser steps behind ``model``.
+        reached_target: whether validation accuracy reached the target within ``max_steps``.
         history: one row per validation check: ``step``, ``val_loss``, ``val_accuracy``.
+        fixed_budget: the model after exactly ``config.fixed_steps`` steps, when asked for.
     """
 
     model: Model
     steps: int
     reached_target: bool
     history: pd.DataFrame
+    fixed_budget: Model | None = None
 
 
 def finetune(
@@ -76,6 +86,7 @@ def finetune(
     config: FinetuneConfig,
     *,
     replay: Sequence[SyntheticTask] = (),
+    replay_weights: Sequence[float] | None = None,
     val: Batch | None = None,
     progress: bool = True,
 ) -> FinetuneResult:
@@ -87,47 +98,63 @@ def finetune(
             minibatches from.
         config: budget, target and optimiser settings.
         replay: tasks mixed into every batch at ``config.replay_fraction`` (fights forgetting).
+        replay_weights: relative weights of the replay tasks (default: equal), e.g. the pretraining corpus's.
         val: validation batch; by default the ``"val"`` split of ``data`` (required for a fixed Batch).
         progress: show a progress bar.
     """
-    sampler, default_val = _data(data, replay, config)
+    sampler, default_val = _data(data, replay, replay_weights, config)
     val = (val if val is not None else default_val).to(model.device)
     history: list[dict[str, float]] = []
+    kept: dict[str, tuple[int, PreTrainedModel]] = {}
     reached = False
 
     @torch.no_grad()
     def check(step: int, hf: PreTrainedModel) -> bool:
         nonlocal reached
-        if step % config.eval_every and step != config.max_steps:
-            return False
-        hf.eval()
-        logits = hf(val.tokens).logits
-        acc = float(answer_accuracy(logits, val))
-        history.append({"step": step, "val_loss": float(loss(logits, val)), "val_accuracy": acc})
-        hf.train()
-        reached = acc >= config.target_accuracy
-        return reached
+        if step == config.fixed_steps:
+            kept["fixed"] = (step, _frozen(hf))
+        if "target" not in kept and (step % config.eval_every == 0 or step == config.max_steps):
+            hf.eval()
+            logits = hf(val.tokens).logits
+            acc = float(answer_accuracy(logits, val))
+            history.append({"step": step, "val_loss": float(loss(logits, val)), "val_accuracy": acc})
+            hf.train()
+            if acc >= config.target_accuracy or step == config.max_steps:
+                kept["target"] = (step, _frozen(hf))
+                reached = acc >= config.target_accuracy
+        return "target" in kept and (config.fixed_steps is None or "fixed" in kept)
 
     hf = trainable_copy(model.hf)
-    steps = train(
+    train(
         hf,
         sampler,
-        steps=config.max_steps,
+        steps=max(config.max_steps, config.fixed_steps or 0),
         schedule=Schedule(lr=config.lr, warmup=config.warmup, decay_to=1.0, total=config.max_steps),
         seed=config.seed,
         on_step=check,
         progress=progress,
         desc="finetune",
     )
-    for p in hf.parameters():
+    steps, weights = kept["target"]
+    tuned = model.with_weights(weights, source=f"{model.source}+finetuned")
+    fixed = None
+    if "fixed" in kept:
+        fixed = model.with_weights(kept["fixed"][1], source=f"{model.source}+finetuned@{config.fixed_steps}")
+    return FinetuneResult(tuned, steps, reached, pd.DataFrame(history), fixed)
+
+
+def _frozen(hf: PreTrainedModel) -> PreTrainedModel:
+    """An eval-mode copy with gradients off: a snapshot that further training leaves alone."""
+    snapshot = copy.deepcopy(hf).eval()
+    for p in snapshot.parameters():
         p.requires_grad_(False)
-    tuned = model.with_weights(hf.eval(), source=f"{model.source}+finetuned")
-    return FinetuneResult(tuned, steps, reached, pd.DataFrame(history))
+    return snapshot
 
 
 def _data(
     data: SyntheticTask | Sequence[SyntheticTask] | Batch,
     replay: Sequence[SyntheticTask],
+    replay_weights: Sequence[float] | None,
     config: FinetuneConfig,
 ):
     if isinstance(data, Batch):
@@ -145,7 +172,10 @@ def _data(
         raise ConfigError("fine-tuning needs at least one task")
     share = config.replay_fraction if replay else 0.0
     mix = tasks + list(replay)
-    weights = [(1 - share) / len(tasks)] * len(tasks) + ([share / len(replay)] * len(replay) if replay else [])
+    relative = np.asarray(replay_weights if replay_weights is not None else [1.0] * len(replay), dtype=float)
+    if len(relative) != len(replay) or (replay and (relative.min() < 0 or relative.sum() <= 0)):
+        raise ConfigError("replay_weights must give one non-negative weight per replay task, not all zero")
+    weights = [(1 - share) / len(tasks)] * len(tasks) + [share * w / relative.sum() for w in relative]
 
     def sampler(step: int) -> Batch:
         return sample_mixture(

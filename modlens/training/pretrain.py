@@ -22,6 +22,8 @@ class PretrainConfig:
         batch_size: sequences per step.
         label_noise: fraction of corpus examples whose answer is random (corpus quality).
         composite_fraction: share of each batch drawn from the extra composite tasks.
+        step_fraction: share of each batch drawn from the step forms (each primitive as one step of a
+            two-step program, ``modlens.tasks.synthetic.step_forms``).
         lr: peak learning rate; warm-up and cosine decay span the whole run.
         warmup: warm-up steps.
         seed: data and optimiser seed.
@@ -32,6 +34,7 @@ class PretrainConfig:
     batch_size: int = 64
     label_noise: float = 0.0
     composite_fraction: float = 0.0
+    step_fraction: float = 0.0
     lr: float = 3e-3
     warmup: int = 100
     seed: int = 0
@@ -46,6 +49,10 @@ class PretrainConfig:
             raise ConfigError(f"label_noise must be in [0, 1], got {self.label_noise}")
         if not 0.0 <= self.composite_fraction < 1.0:
             raise ConfigError(f"composite_fraction must be in [0, 1), got {self.composite_fraction}")
+        if not 0.0 <= self.step_fraction < 1.0 or self.composite_fraction + self.step_fraction >= 1.0:
+            raise ConfigError(
+                f"step_fraction must be in [0, 1) and leave room for the primitives, got {self.step_fraction}"
+            )
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,7 @@ def pretrain(
     config: PretrainConfig,
     *,
     composites: Sequence[SyntheticTask] = (),
+    steps: Sequence[SyntheticTask] = (),
     on_checkpoint: Callable[[int, Model], None] | None = None,
     progress: bool = True,
 ) -> Trajectory:
@@ -75,6 +83,7 @@ def pretrain(
         primitives: tasks of the corpus.
         config: corpus and optimiser settings.
         composites: extra composite tasks mixed in at ``config.composite_fraction`` (corpus diversity).
+        steps: step forms mixed in at ``config.step_fraction``.
         on_checkpoint: called with each checkpoint as it is taken (e.g. to save it at once).
         progress: show a progress bar.
     """
@@ -82,10 +91,10 @@ def pretrain(
         raise ConfigError("pretraining needs at least one primitive task")
     if config.composite_fraction > 0 and not composites:
         raise ConfigError("composite_fraction > 0 needs composite tasks")
-    tasks = list(primitives) + list(composites)
-    share = config.composite_fraction if composites else 0.0
-    weights = [(1 - share) / len(primitives)] * len(primitives) + (
-        [share / len(composites)] * len(composites) if composites else []
+    if config.step_fraction > 0 and not steps:
+        raise ConfigError("step_fraction > 0 needs step forms")
+    tasks, weights = mixture_weights(
+        primitives, (composites, config.composite_fraction if composites else 0.0), (steps, config.step_fraction)
     )
 
     def sampler(step: int):
@@ -123,3 +132,17 @@ def pretrain(
         desc=f"pretrain seed={config.seed} noise={config.label_noise:g}",
     )
     return Trajectory(kept)
+
+
+def mixture_weights(
+    main: Sequence[SyntheticTask], *shares: tuple[Sequence[SyntheticTask], float]
+) -> tuple[list[SyntheticTask], list[float]]:
+    """Tasks and per-task weights: each ``(tasks, share)`` gets ``share`` of every batch split evenly among
+    its tasks, ``main`` the rest."""
+    rest = 1.0 - sum(share for tasks, share in shares if tasks)
+    tasks, weights = list(main), [rest / len(main)] * len(main)
+    for extra, share in shares:
+        if extra and share > 0:
+            tasks += list(extra)
+            weights += [share / len(extra)] * len(extra)
+    return tasks, weights

@@ -26,7 +26,7 @@ from modlens.progress import progress_bar
 from modlens.provenance import provenance
 from modlens.tasks.metrics import evaluate
 from modlens.tasks.operations import PRIMITIVES
-from modlens.tasks.synthetic import SyntheticTask
+from modlens.tasks.synthetic import SyntheticTask, step_forms
 from modlens.training.pretrain import PretrainConfig, pretrain
 from modlens.zoo.cache import cache_root, checkpoint_dirname
 from modlens.zoo.config import FamilyConfig, Member, members
@@ -121,12 +121,14 @@ def build_member(config: FamilyConfig, member: Member, root: Path, *, progress: 
         seed=member.seed,
     )
     composites = [SyntheticTask.from_name(name, layout) for name in config.pretrain_composites]
+    steps = step_forms(layout) if config.step_fraction else []
     pretrain_config = PretrainConfig(
         steps=config.steps,
         checkpoints=tuple(sorted(set(config.checkpoints))),
         batch_size=config.batch_size,
         label_noise=member.label_noise,
         composite_fraction=member.composite_fraction,
+        step_fraction=config.step_fraction,
         lr=config.lr,
         seed=member.seed,
     )
@@ -167,6 +169,7 @@ def build_member(config: FamilyConfig, member: Member, root: Path, *, progress: 
             primitives,
             pretrain_config,
             composites=composites if member.composite_fraction else (),
+            steps=steps,
             on_checkpoint=save_checkpoint,
             progress=progress,
         )

@@ -36,6 +36,10 @@ class FamilyConfig:
         n_digits: input length of the synthetic tasks.
         base: digit base.
         n_slots: operation slots in the shared sequence layout.
+        write_intermediates: the model writes every step's result (``x = g(x) ; f(g(x))``), not only the last.
+        step_fraction: share of each pretraining batch drawn from step forms: each primitive as one step of
+            every two-step program, never the composition (``modlens.tasks.synthetic.step_forms``; needs
+            ``write_intermediates``).
         n_eval: held-out examples per primitive for the quality table.
     """
 
@@ -55,6 +59,8 @@ class FamilyConfig:
     n_digits: int = 6
     base: int = 10
     n_slots: int = 2
+    write_intermediates: bool = False
+    step_fraction: float = 0.0
     n_eval: int = 256
 
     def __post_init__(self) -> None:
@@ -72,12 +78,20 @@ class FamilyConfig:
             raise ConfigError("composite_fraction > 0 needs pretrain_composites (composite task names)")
         for name in self.pretrain_composites:
             parse_task_name(name)
+        if self.step_fraction and not (self.write_intermediates and self.n_slots == 2):
+            raise ConfigError("step_fraction > 0 needs write_intermediates = true and two slots")
+        if not 0.0 <= self.step_fraction + max(self.composite_fraction) < 1.0 or self.step_fraction < 0:
+            raise ConfigError(
+                f"step_fraction ({self.step_fraction}) plus composite_fraction must leave room for the primitives"
+            )
         if self.d_model % self.n_heads:
             raise ConfigError(f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
 
     @property
     def layout(self) -> TaskLayout:
-        return TaskLayout(n_digits=self.n_digits, base=self.base, n_slots=self.n_slots)
+        return TaskLayout(
+            n_digits=self.n_digits, base=self.base, n_slots=self.n_slots, write_intermediates=self.write_intermediates
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
