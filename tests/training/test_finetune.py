@@ -45,3 +45,20 @@ def test_bad_finetune_configs() -> None:
         FinetuneConfig(max_steps=0)
     with pytest.raises(ConfigError, match="target_accuracy"):
         FinetuneConfig(target_accuracy=1.5)
+
+
+def test_fixed_budget_snapshot_is_the_same_run_after_exactly_that_many_steps(small_trajectory, layout) -> None:
+    base = small_trajectory.checkpoints[900]
+    task = SyntheticTask.from_name("increment∘reverse", layout)
+    common = {"target_accuracy": 0.5, "eval_every": 10, "batch_size": 16, "lr": 3e-3, "n_val": 64}
+    both = finetune(base, task, FinetuneConfig(max_steps=200, fixed_steps=60, **common), progress=False)
+    assert both.reached_target and both.fixed_budget is not None
+    # the same run without the snapshot stops at the same step with the same weights
+    alone = finetune(base, task, FinetuneConfig(max_steps=200, **common), progress=False)
+    tokens = task.sample(8, split="test").tokens
+    assert alone.steps == both.steps
+    torch.testing.assert_close(alone.model.logits(tokens), both.model.logits(tokens), rtol=0, atol=0)
+    # the fixed arm is the run after exactly 60 steps, whether the target came before or after it
+    fixed = finetune(base, task, FinetuneConfig(max_steps=60, **(common | {"target_accuracy": 1.0})), progress=False)
+    assert fixed.steps == 60
+    torch.testing.assert_close(both.fixed_budget.logits(tokens), fixed.model.logits(tokens), rtol=0, atol=0)
