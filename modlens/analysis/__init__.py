@@ -1,34 +1,55 @@
-"""Statistical analysis of the study: per-level summaries, rank correlations, the random-init control and
-the plain-language answer, each with bootstrap intervals over seeds.
+"""Statistical analysis of the study: within-group rank correlations tested by within-run permutation,
+Holm-corrected verdicts for at most three primary metrics, the random-init control, per-level summaries,
+the calibration and power of a design, and the plain-language answer.
 
 The input is the study frame: one row per (unit, metric[, subroutine]) with ``depth``, ``seed``,
 ``label_noise``, ``corpus``, ``step`` (0 = random init), ``pretrain_loss`` (held-out loss of the base
 checkpoint: lower is better pretraining), ``pretrain_accuracy``, ``metric``, ``value`` and ``subroutine``.
 """
 
-from modlens.analysis.answer import QUESTION, Answer, Finding, answer, answer_from, strength
-from modlens.analysis.bootstrap import summarize_levels
+from modlens.analysis.answer import QUESTION, Answer, Finding, answer, answer_from, design_power, strength
+from modlens.analysis.calibration import Calibration, Design, calibrate, calibration_table, power, underpowered
 from modlens.analysis.control import random_init_control
-from modlens.analysis.correlation import rank_correlations, spearman, weighted_spearman
+from modlens.analysis.correlation import WITHIN, rank_correlations
+from modlens.analysis.levels import summarize_levels
 from modlens.analysis.metrics import METRICS_INFO, MetricInfo, metric_info
+from modlens.analysis.permutation import PermutationTest, sign_flip_test, within_run_test
+from modlens.analysis.primary import PRIMARY_METRICS, check_primary, holm, primary_table
+from modlens.analysis.ranks import spearman, within_group_rho
 from modlens.analysis.synthetic import synthetic_study_frame
-from modlens.analysis.units import unit_values
+from modlens.analysis.units import excluded_units, unit_values
 
 __all__ = [
     "METRICS_INFO",
+    "PRIMARY_METRICS",
     "QUESTION",
+    "WITHIN",
     "Answer",
+    "Calibration",
+    "Design",
     "Finding",
     "MetricInfo",
+    "PermutationTest",
     "answer",
     "answer_from",
+    "calibrate",
+    "calibration_table",
+    "check_primary",
+    "design_power",
+    "excluded_units",
+    "holm",
     "metric_info",
+    "power",
+    "primary_table",
     "random_init_control",
     "rank_correlations",
+    "sign_flip_test",
     "spearman",
     "strength",
     "summarize_levels",
     "synthetic_study_frame",
+    "underpowered",
     "unit_values",
-    "weighted_spearman",
+    "within_group_rho",
+    "within_run_test",
 ]

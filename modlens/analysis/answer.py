@@ -1,40 +1,41 @@
-"""The plain-language answer: every sentence is generated from the numbers it reports.
+"""The plain-language answer: it leads with the primary metrics; every sentence is generated from its numbers.
 
-Strength of a rank correlation, by |ρ|: below 0.1 negligible, below 0.3 weak, below 0.5 moderate,
-0.5 or more strong. Certainty: a result is stated as established only when its bootstrap interval over
-seeds excludes zero; otherwise the sentence says it is inconclusive.
+Only the declared primary metrics (at most three) get a verdict, from the within-run permutation test with
+Holm's correction; every other metric is described (estimate, interval, raw p) and never counted.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from modlens.analysis.calibration import MODERATE_RHO, POWER_TARGET, Design, power
 from modlens.analysis.control import random_init_control
-from modlens.analysis.correlation import POOLED, rank_correlations
+from modlens.analysis.correlation import N_PERM, WITHIN, rank_correlations
 from modlens.analysis.metrics import METRICS_INFO, metric_info
+from modlens.analysis.primary import ALPHA, ESTABLISHED, NOT_ASSESSED, PRIMARY_METRICS, primary_table
 
 QUESTION = "How much does pretraining quality affect the modularity of fine-tuned models?"
 STRENGTHS = ((0.1, "negligible"), (0.3, "weak"), (0.5, "moderate"), (float("inf"), "strong"))
-Verdict = Literal["more modular", "less modular", "inconclusive", "not assessed", "context"]
+POWER_STUDIES = 400
 
 
 @dataclass(frozen=True)
 class Finding:
-    """One sentence and the numbers it was generated from.
+    """One descriptive sentence and the numbers it was generated from (no verdict).
 
     Attributes:
         metric: metric name.
-        kind: ``"correlation"`` (ρ of pretraining loss and the metric) or ``"control"`` (best-pretrained
-            minus random init).
+        kind: ``"correlation"`` (within-group ρ of pretraining loss and the metric) or ``"control"``
+            (best-pretrained minus random init).
         sentence: the plain-language statement.
         estimate: ρ, or the difference from random init.
-        ci_low, ci_high: its bootstrap interval over seeds (NaN when there is none).
-        n_seeds: seeds behind it.
-        n_units: units behind it (for a control: groups).
-        verdict: what it says about modularity (``"context"`` for metrics that do not measure it).
-        strength: for correlations, the |ρ| band; else ``""``.
+        ci_low, ci_high: its interval (NaN when there is none).
+        p_value: the raw permutation p-value (NaN when there is none).
+        n_runs: pretraining runs behind it.
+        n_units: units behind it.
     """
 
     metric: str
@@ -43,30 +44,41 @@ class Finding:
     estimate: float
     ci_low: float
     ci_high: float
-    n_seeds: int
+    p_value: float
+    n_runs: int
     n_units: int
-    verdict: Verdict
-    strength: str = ""
 
 
 @dataclass(frozen=True)
 class Answer:
-    """The study's answer: a summary computed from the findings, and the findings.
+    """The study's answer.
 
     Attributes:
         question: the research question.
-        summary: sentences counting the modularity metrics by verdict, for the correlation and the control.
-        findings: per metric, the correlation finding then the control finding.
+        primary: the primary table (``modlens.analysis.primary_table``): metric, estimate, interval, raw and
+            Holm-adjusted p, verdict, and why a metric was not assessed.
+        summary: sentences generated from the primary table (and the design's power).
+        findings: descriptive sentences per metric, the correlation then the control.
+        power: the design's power for a primary metric with within-group ρ = 0.5 (NaN if not computed).
+        design: the design's shape, e.g. ``8 groups × 3 runs × steps 300/1000``.
     """
 
     question: str
+    primary: pd.DataFrame
     summary: tuple[str, ...]
     findings: tuple[Finding, ...]
+    power: float = float("nan")
+    design: str = ""
 
     @property
     def sentences(self) -> list[str]:
         """The summary sentences, then every finding's sentence."""
         return [*self.summary, *(f.sentence for f in self.findings)]
+
+    @property
+    def underpowered(self) -> bool:
+        """Whether the design's power at ρ = 0.5 is below 0.8 (False when it was not computed)."""
+        return bool(np.isfinite(self.power) and self.power < POWER_TARGET)
 
 
 def strength(rho: float) -> str:
@@ -74,189 +86,190 @@ def strength(rho: float) -> str:
     return next(name for bound, name in STRENGTHS if abs(rho) < bound)
 
 
-def answer(frame: pd.DataFrame, *, n_boot: int = 2000, ci: float = 0.95, seed: int = 0) -> Answer:
-    """The study's answer from the study frame (pooled correlations and pooled random-init controls)."""
-    correlations = rank_correlations(frame, n_boot=n_boot, ci=ci, seed=seed)
-    control = random_init_control(frame, n_boot=n_boot, ci=ci, seed=seed)
-    return answer_from(correlations, control)
+def answer(
+    frame: pd.DataFrame,
+    *,
+    primary_metrics: Sequence[str] = PRIMARY_METRICS,
+    n_perm: int = N_PERM,
+    ci: float = 0.95,
+    seed: int = 0,
+    power_studies: int = POWER_STUDIES,
+) -> Answer:
+    """The study's answer from the study frame.
+
+    Args:
+        frame: the study frame.
+        primary_metrics: the one to three metrics that get a verdict.
+        n_perm: permutations per test.
+        ci: interval coverage.
+        seed: seed of the permutations and of the power simulation.
+        power_studies: simulated studies for the design's power (0: not computed).
+    """
+    correlations = rank_correlations(frame, n_perm=n_perm, ci=ci, seed=seed)
+    control = random_init_control(frame, n_perm=n_perm, ci=ci, seed=seed)
+    design = design_power(frame, n_studies=power_studies, seed=seed)
+    return answer_from(correlations, control, primary_metrics=primary_metrics, design=design)
 
 
-def answer_from(correlations: pd.DataFrame, control: pd.DataFrame) -> Answer:
-    """The answer from already computed ``rank_correlations`` and ``random_init_control`` frames."""
-    corr = correlations[correlations["scope"] == POOLED].set_index("metric")
-    ctrl = control[control["scope"] == POOLED].set_index("metric")
+def design_power(frame: pd.DataFrame, *, n_studies: int = POWER_STUDIES, seed: int = 0) -> tuple[str, float]:
+    """The frame's design and its power at ρ = 0.5 (NaN when ``n_studies`` is 0 or nothing is pretrained)."""
+    if (frame["step"] != 0).sum() == 0:
+        return "", float("nan")
+    shape = Design.from_frame(frame)
+    return shape.label, power(shape, MODERATE_RHO, n_studies=n_studies, seed=seed) if n_studies else float("nan")
+
+
+def answer_from(
+    correlations: pd.DataFrame,
+    control: pd.DataFrame,
+    *,
+    primary_metrics: Sequence[str] = PRIMARY_METRICS,
+    design: tuple[str, float] = ("", float("nan")),
+    alpha: float = ALPHA,
+) -> Answer:
+    """The answer from computed ``rank_correlations`` and ``random_init_control`` frames and ``design_power``."""
+    table = primary_table(correlations, primary_metrics, alpha=alpha)
+    corr = correlations[correlations["scope"] == WITHIN].set_index("metric")
+    ctrl = control[control["scope"] == WITHIN].set_index("metric")
     findings: list[Finding] = []
-    for metric in _reading_order(set(corr.index) | set(ctrl.index)):
+    for metric in _reading_order(set(corr.index) | set(ctrl.index), list(table["metric"])):
         if metric in corr.index:
-            groups = correlations[(correlations["metric"] == metric) & (correlations["scope"] != POOLED)]
-            findings.append(_correlation_finding(str(metric), corr.loc[metric], groups))
+            groups = correlations[(correlations["metric"] == metric) & (correlations["scope"] != WITHIN)]
+            findings.append(_correlation_finding(metric, corr.loc[metric], groups))
         if metric in ctrl.index:
-            findings.append(_control_finding(str(metric), ctrl.loc[metric]))
-    return Answer(question=QUESTION, summary=_summary(findings), findings=tuple(findings))
+            findings.append(_control_finding(metric, ctrl.loc[metric]))
+    summary = _summary(table, alpha) + _power_sentence(*design)
+    return Answer(QUESTION, table, summary, tuple(findings), power=design[1], design=design[0])
 
 
-def _reading_order(metrics: set) -> list:
-    """Modularity metrics first (registry order, then unknown names), context metrics after."""
-    known = [m for m in METRICS_INFO if m in metrics]
-    ordered = known + sorted(m for m in metrics if m not in METRICS_INFO)
-    return sorted(ordered, key=lambda m: metric_info(str(m)).direction == 0)
+def _reading_order(metrics: set, primary: list[str]) -> list[str]:
+    """Primary metrics first, then modularity metrics (registry order, then unknown names), context last."""
+    known = [m for m in METRICS_INFO if m in metrics] + sorted(str(m) for m in metrics if m not in METRICS_INFO)
+    rest = sorted((m for m in known if m not in primary), key=lambda m: metric_info(m).direction == 0)
+    return [m for m in primary if m in metrics] + rest
 
 
-def _interval(row: pd.Series, fmt: str) -> str:
-    return f"{row['ci']:.0%} CI {row['ci_low']:{fmt}} to {row['ci_high']:{fmt}}"
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _certainty(row: pd.Series, n_seeds: int) -> tuple[str, bool]:
-    """The certainty clause and whether the result is established."""
-    level = f"{row['ci']:.0%}"
-    if n_seeds < 2:
-        return "with one seed there is no interval over seeds, so how sure this is cannot be stated", False
-    if not np.isfinite(row["ci_low"]):
-        return "the bootstrap interval is undefined (the statistic is undefined in most resamples)", False
-    if row["excludes_zero"]:
-        return f"the {level} interval excludes zero", True
-    return f"inconclusive: the {level} interval includes zero", False
+def _p(p: float) -> str:
+    """``"= 0.031"``, ``"< 0.001"`` or ``"n/a"``, to follow a "p"."""
+    return "n/a" if not np.isfinite(p) else f"= {p:.2g}" if p >= 0.001 else "< 0.001"
 
 
-def _modularity(metric: str, direction: int, moves_up: bool, established: bool, subject: str) -> tuple[str, Verdict]:
-    if direction == 0:
-        return f"({metric} is context, not a modularity measure.)", "context"
-    modular = "more" if moves_up == (direction > 0) else "less"
-    reading = f"higher {metric} means more modular" if direction > 0 else f"lower {metric} means more modular"
-    if established:
-        return f"Since {reading}, {subject} {modular} modular fine-tuned models.", f"{modular} modular"  # type: ignore[return-value]
-    return f"Since {reading}, the point estimate leans to {modular} modular, but that is not established.", (
-        "inconclusive"
+def _summary(table: pd.DataFrame, alpha: float) -> tuple[str, ...]:
+    n = len(table)
+    established = table[table["verdict"].str.startswith(ESTABLISHED)]
+    assessed_no = table[table["verdict"] == "not established"]
+    missing = table[table["verdict"] == NOT_ASSESSED]
+    verb = "is" if len(established) == 1 else "are"
+    head = f"Of the {n} primary metric{'s' if n != 1 else ''}, {len(established)} {verb} established"
+    parts = [_established_clause(r) for _, r in established.iterrows()]
+    sentence = head + (": " + "; ".join(parts) if parts else "")
+    if len(assessed_no):
+        names = ", ".join(
+            f"{r['metric']} (ρ = {r['rho']:+.2f}, adjusted p {_p(r['p_adjusted'])})" for _, r in assessed_no.iterrows()
+        )
+        sentence += f"; {len(assessed_no)} {'is' if len(assessed_no) == 1 else 'are'} not established: {names}"
+    if len(missing):
+        names = ", ".join(f"{r['metric']} ({r['reason']})" for _, r in missing.iterrows())
+        sentence += f"; {len(missing)} could not be assessed: {names}"
+    sentences = [sentence + "."]
+    sentences.append(
+        f"A verdict needs a Holm-adjusted within-run permutation p below {alpha:g} over the {n} primary metrics; "
+        "every other metric is descriptive."
+    )
+    return tuple(sentences)
+
+
+def _established_clause(row: pd.Series) -> str:
+    rises = row["rho"] < 0
+    reading = f", i.e. {row['verdict'].split(': ', 1)[1]} fine-tuned models" if row["direction"] else ""
+    return (
+        f"better pretraining goes with {'higher' if rises else 'lower'} {row['metric']}{reading} "
+        f"(within-group ρ = {row['rho']:+.2f}, {row['ci']:.0%} interval {row['ci_low']:+.2f} to {row['ci_high']:+.2f}, "
+        f"Holm-adjusted p {_p(row['p_adjusted'])})"
+    )
+
+
+def _power_sentence(label: str, value: float) -> tuple[str, ...]:
+    if not np.isfinite(value):
+        return ()
+    if value < POWER_TARGET:
+        return (
+            f"This design ({label}) is underpowered: a primary metric with a moderate within-group ρ of "
+            f"{MODERATE_RHO} would be established in only {value:.0%} of simulated studies like it (the usual "
+            f'target is {POWER_TARGET:.0%}), so "not established" here is not evidence of no effect.',
+        )
+    return (
+        f"This design ({label}) would establish a primary metric with a moderate within-group ρ of {MODERATE_RHO} "
+        f"in {value:.0%} of simulated studies like it.",
     )
 
 
 def _correlation_finding(metric: str, row: pd.Series, groups: pd.DataFrame) -> Finding:
-    n_units, n_seeds, rho = int(row["n_units"]), int(row["n_seeds"]), float(row["rho"])
-    numbers = (rho, float(row["ci_low"]), float(row["ci_high"]), n_seeds, n_units)
-    context = int(row["direction"]) == 0
-    if row["note"] == "too few units":
-        sentence = (
-            f"{metric}: only {n_units} pretrained units, too few (fewer than 3) for a rank correlation with "
-            "pretraining loss; nothing is concluded."
-        )
-        return Finding(metric, "correlation", sentence, *numbers, verdict="context" if context else "not assessed")
-    if row["note"] == "constant":
-        sentence = (
-            f"{metric}: the rank correlation with pretraining loss is undefined because {metric} or the "
-            f"pretraining loss is constant across the {n_units} pretrained units; nothing is concluded."
-        )
-        return Finding(metric, "correlation", sentence, *numbers, verdict="context" if context else "not assessed")
-    band = strength(rho)
-    head = f"{metric}: Spearman ρ(pretraining loss, {metric}) = {rho:+.2f} over {n_units} pretrained units from "
-    head += f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"
-    if np.isfinite(row["ci_low"]):
-        head += f" ({_interval(row, '+.2f')}, bootstrap over seeds)"
-    certainty, established = _certainty(row, n_seeds)
-    if rho == 0:
-        trend = f"{metric} shows no monotone trend with pretraining quality"
-    else:
-        trend = f"better pretraining (lower loss) goes with {'higher' if rho < 0 else 'lower'} {metric}"
-    sentence = f"{head}: {trend}, a {band} association (|ρ| {_band_bounds(band)}); {certainty}."
-    if rho == 0:
-        verdict: Verdict = "context" if context else "inconclusive"
-    else:
-        clause, verdict = _modularity(metric, int(row["direction"]), rho < 0, established, "better pretraining gives")
-        sentence += " " + clause
-    sentence += _within_groups(rho, groups)
-    return Finding(metric, "correlation", sentence, *numbers, verdict=verdict, strength=band)
-
-
-def _within_groups(pooled_rho: float, groups: pd.DataFrame) -> str:
-    """Whether the groups agree with the pooled sign: pooling depths or corpora can create or hide a trend."""
-    if len(groups) < 2 or pooled_rho == 0:
-        return ""
-    rho = groups["rho"].to_numpy(dtype=float)
-    sure = groups["excludes_zero"].to_numpy(dtype=bool)
-    same, opposite = np.sign(rho) == np.sign(pooled_rho), np.sign(rho) == -np.sign(pooled_rho)
-    text = (
-        f" Within the {len(groups)} depth/corpus/noise groups, {int(same.sum())} have ρ of the same sign "
-        f"({int((same & sure).sum())} with intervals excluding zero) and {int(opposite.sum())} the opposite sign "
-        f"({int((opposite & sure).sum())} excluding zero)"
+    numbers = (float(row["rho"]), float(row["ci_low"]), float(row["ci_high"]), float(row["p_value"]))
+    numbers_n = (int(row["n_runs"]), int(row["n_units"]))
+    excluded = f" ({int(row['n_excluded'])} pretrained units excluded: no value)" if row["n_excluded"] else ""
+    if not np.isfinite(row["rho"]):
+        reason = {
+            "no values": "no pretrained unit has a value",
+            "too few units": "no group has 3 or more pretrained units",
+            "constant": f"{metric} or the pretraining loss is constant within every group",
+        }.get(str(row["note"]), str(row["note"]))
+        sentence = f"{metric}: no rank correlation with pretraining loss, since {reason}{excluded}."
+        return Finding(metric, "correlation", sentence, *numbers, *numbers_n)
+    rho = numbers[0]
+    sentence = (
+        f"{metric}: within-group Spearman ρ(pretraining loss, {metric}) = {rho:+.2f} over {int(row['n_units'])} "
+        f"pretrained units of {int(row['n_runs'])} runs in {_plural(int(row['n_groups']), 'group')}"
+        f"{excluded} ({row['ci']:.0%} interval {row['ci_low']:+.2f} to {row['ci_high']:+.2f}; within-run permutation "
+        f"p {_p(row['p_value'])}): "
     )
-    undefined = int((~np.isfinite(rho)).sum())
-    return text + (f"; {undefined} undefined." if undefined else ".")
-
-
-def _band_bounds(band: str) -> str:
-    return {"negligible": "< 0.1", "weak": "0.1 to 0.3", "moderate": "0.3 to 0.5", "strong": "≥ 0.5"}[band]
+    if rho == 0:
+        sentence += f"{metric} shows no monotone trend with pretraining quality"
+    else:
+        sentence += (
+            f"better pretraining goes with {'higher' if rho < 0 else 'lower'} {metric}, a {strength(rho)} association"
+        )
+    direction = metric_info(metric).direction
+    if direction:
+        sentence += f" (higher {metric} means {'more' if direction > 0 else 'less'} modular)"
+    sentence += "."
+    if len(groups) > 1:
+        per = ", ".join(f"{r['rho']:+.2f}" if np.isfinite(r["rho"]) else "undefined" for _, r in groups.iterrows())
+        sentence += f" Per group: {per}; pooled across groups (summary only): {row['pooled_rho']:+.2f}."
+    return Finding(metric, "correlation", sentence, *numbers, *numbers_n)
 
 
 def _control_finding(metric: str, row: pd.Series) -> Finding:
-    n_seeds, n_groups, diff = int(row["n_seeds"]), int(row["n_groups"]), float(row["difference"])
-    numbers = (diff, float(row["ci_low"]), float(row["ci_high"]), n_seeds, n_groups)
-    context = int(row["direction"]) == 0
+    diff = float(row["difference"])
+    numbers = (diff, float(row["ci_low"]), float(row["ci_high"]), float(row["p_value"]))
+    numbers_n = (int(row["n_runs"]), int(row["n_runs"]) * 2)
     if not np.isfinite(diff):
-        sentence = f"Random-init control for {metric}: there are no matching random-init (step 0) and pretrained units."
-        return Finding(metric, "control", sentence, *numbers, verdict="context" if context else "not assessed")
-    if n_groups == 1:
+        sentence = (
+            f"Random-init control for {metric}: there are no runs measured both at random init (step 0) and pretrained."
+        )
+        return Finding(metric, "control", sentence, *numbers, *numbers_n)
+    if row["n_groups"] == 1 and np.isfinite(row["best_step"]):
         which = (
             f"the best-pretrained checkpoint (step {int(row['best_step'])}, held-out loss {row['best_loss']:.3g}) "
             f"minus random init (step 0, loss {row['control_loss']:.3g})"
         )
     else:
         which = (
-            f"averaged over {n_groups} depth/corpus/noise groups, each group's best-pretrained checkpoint "
-            "(lowest held-out loss) minus its random init (step 0)"
+            f"averaged over {int(row['n_groups'])} groups, each group's best-pretrained checkpoint minus its "
+            "random init"
         )
-    head = f"Random-init control for {metric}: {which} = {diff:+.3g}"
-    head += (
-        f" ({_interval(row, '+.3g')}, {n_seeds} seeds)"
-        if np.isfinite(row["ci_low"])
-        else f" ({n_seeds} seed{'s' if n_seeds != 1 else ''})"
-    )
-    certainty, established = _certainty(row, n_seeds)
-    if diff == 0:
-        sentence = f"{head}: pretraining left {metric} unchanged on average; {certainty}."
-        return Finding(metric, "control", sentence, *numbers, verdict="context" if context else "inconclusive")
     sentence = (
-        f"{head}: pretrained models have {'higher' if diff > 0 else 'lower'} {metric} than random init; {certainty}."
+        f"Random-init control for {metric}: {which}, paired within {int(row['n_runs'])} runs, = {diff:+.3g} "
+        f"({row['ci']:.0%} interval {row['ci_low']:+.3g} to {row['ci_high']:+.3g}; "
+        f"sign-flip p {_p(row['p_value'])}): "
     )
-    clause, verdict = _modularity(metric, int(row["direction"]), diff > 0, established, "pretraining gives")
-    sentence += " " + clause.replace("modular fine-tuned models.", "modular fine-tuned models than random init.")
-    return Finding(metric, "control", sentence, *numbers, verdict=verdict)
-
-
-def _summary(findings: list[Finding]) -> tuple[str, ...]:
-    sentences = []
-    for kind, subject in (
-        ("correlation", "With better pretraining (lower held-out loss, among pretrained checkpoints)"),
-        ("control", "Against the random-init control (best-pretrained checkpoint vs step 0)"),
-    ):
-        rated = [f for f in findings if f.kind == kind and f.verdict != "context"]
-        if not rated:
-            sentences.append(f"{subject}, no modularity metric was measured.")
-            continue
-        by = {v: sorted(f.metric for f in rated if f.verdict == v) for v in ("more modular", "less modular")}
-        by |= {v: sorted(f.metric for f in rated if f.verdict == v) for v in ("inconclusive", "not assessed")}
-        text = (
-            f"{subject}, of {len(rated)} modularity metrics {len(by['more modular'])} point to more modular "
-            f"fine-tuned models{_names(by['more modular'])}, {len(by['less modular'])} to less modular"
-            f"{_names(by['less modular'])}, and {len(by['inconclusive'])} are inconclusive"
-            f"{_names(by['inconclusive'])}"
-        )
-        if by["not assessed"]:
-            text += f"; {len(by['not assessed'])} could not be assessed{_names(by['not assessed'])}"
-        if len(by["not assessed"]) == len(rated):
-            sentences.append(text + ". None could be assessed, so the data do not answer the question.")
-            continue
-        sentences.append(text + ". " + _overall(len(by["more modular"]), len(by["less modular"])))
-    return tuple(sentences)
-
-
-def _names(metrics: list[str]) -> str:
-    return f" ({', '.join(metrics)})" if metrics else ""
-
-
-def _overall(more: int, less: int) -> str:
-    if more and not less:
-        return "Every metric with an interval excluding zero points to more modularity."
-    if less and not more:
-        return "Every metric with an interval excluding zero points to less modularity."
-    if more and less:
-        return "The metrics with intervals excluding zero disagree in direction."
-    return "No metric has an interval excluding zero, so the data do not answer which way."
+    sentence += (
+        f"pretrained models have {'higher' if diff > 0 else 'lower'} {metric} than random init."
+        if diff
+        else f"pretraining left {metric} unchanged on average."
+    )
+    return Finding(metric, "control", sentence, *numbers, *numbers_n)

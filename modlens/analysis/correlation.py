@@ -1,128 +1,102 @@
-"""Rank correlation between pretraining loss and each metric, with a cluster bootstrap over seeds.
+"""Within-group rank correlation between pretraining loss and each metric, tested by within-run permutation.
 
 Sign convention: pretraining loss falls as pretraining improves, so ρ(loss, metric) < 0 means the metric
-rises with better pretraining.
+rises with better pretraining. The estimate is the within-group ρ (each depth/corpus/noise group's
+Spearman ρ over its pretrained units, averaged weighted by units); the pooled ρ across groups is reported
+beside it as a summary only, since pooling groups of different depth or corpus can create or hide a trend.
 """
+
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from modlens.analysis.bootstrap import check_boot, percentile_interval, rng_for, seed_counts
 from modlens.analysis.metrics import metric_info
-from modlens.analysis.units import CONTROL_STEP, group_columns, scope_name, unit_values
+from modlens.analysis.permutation import normal_interval, rng_for, within_run_test
+from modlens.analysis.ranks import MIN_UNITS, spearman
+from modlens.analysis.units import CONTROL_STEP, excluded_units, group_columns, run_ids, scope_name, unit_values
+from modlens.errors import ConfigError
 
-MIN_UNITS = 3  # two points always have ρ = ±1: a rank correlation needs at least three
-POOLED = "pooled"
-
-
-def weighted_spearman(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Spearman's ρ of the samples that repeat point ``i`` ``weights[b, i]`` times, for each row ``b``.
-
-    Ranks are mid-ranks (ties share their average rank), as in ``scipy.stats.spearmanr``. NaN where either
-    variable is constant within a resample.
-
-    Args:
-        x, y: ``(n,)`` paired observations.
-        weights: ``(b, n)`` non-negative integer frequencies.
-    """
-    rx, ry = _midranks(x, weights), _midranks(y, weights)
-    total = weights.sum(axis=1, keepdims=True)
-    safe = np.where(total > 0, total, 1)
-    dx = rx - (weights * rx).sum(axis=1, keepdims=True) / safe
-    dy = ry - (weights * ry).sum(axis=1, keepdims=True) / safe
-    cov, vx, vy = ((weights * a * b).sum(axis=1) for a, b in ((dx, dy), (dx, dx), (dy, dy)))
-    # Ranks are multiples of 1/2, so a constant variable has a variance of exactly 0 up to rounding.
-    defined = (vx > 1e-9) & (vy > 1e-9)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(defined, cov / np.sqrt(np.where(defined, vx * vy, 1.0)), np.nan)
+WITHIN = "within groups"  # the scope of a metric's headline row
+N_PERM = 1999
 
 
-def _midranks(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """``(b, n)``: the mid-rank of each point's value within each weighted sample."""
-    unique, inverse = np.unique(x, return_inverse=True)
-    onehot = (inverse[:, None] == np.arange(unique.size)[None, :]).astype(float)
-    per_value = weights @ onehot  # (b, n_unique) how often each distinct value occurs
-    below = np.cumsum(per_value, axis=1) - per_value
-    return (below + (per_value + 1) / 2)[:, inverse]
+def check_test(n_perm: int, ci: float) -> None:
+    """Raises ConfigError for a non-positive permutation count or a coverage outside (0, 1)."""
+    if n_perm < 1:
+        raise ConfigError(f"n_perm must be positive, got {n_perm}")
+    if not 0 < ci < 1:
+        raise ConfigError(f"ci must lie strictly between 0 and 1, got {ci}")
 
 
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman's ρ with mid-ranks; NaN if either variable is constant."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    return float(weighted_spearman(x, y, np.ones((1, x.size)))[0])
+def rank_correlations(frame: pd.DataFrame, *, n_perm: int = N_PERM, ci: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Within-group Spearman ρ(pretraining loss, metric) over pretrained units, with a within-run permutation test.
 
-
-def rank_correlations(
-    frame: pd.DataFrame,
-    *,
-    n_boot: int = 2000,
-    ci: float = 0.95,
-    seed: int = 0,
-    include_random_init: bool = False,
-) -> pd.DataFrame:
-    """Spearman ρ(pretraining loss, metric) across units, per group and pooled, with a seed-cluster bootstrap.
-
-    Each unit contributes one point (its base checkpoint's held-out loss, its metric averaged over
-    subroutines). A resample draws seeds with replacement and keeps all units of each drawn seed.
+    Each pretrained unit (step > 0) contributes one point: its base checkpoint's held-out loss and its
+    metric averaged over subroutines. Units without a value are dropped and counted. Random init (step 0)
+    is left to ``random_init_control``.
 
     Args:
         frame: the study frame.
-        n_boot: bootstrap resamples.
-        ci: interval coverage.
-        seed: seed of the resampling.
-        include_random_init: also correlate over step-0 units; by default they are left to the control
-            (``random_init_control``), so ρ measures graded pretraining quality among pretrained models.
+        n_perm: permutations (all are enumerated when there are at most this many).
+        ci: coverage of the interval ``ρ ± z · se`` (se: the null standard error, see ``permutation``).
+        seed: seed of the Monte Carlo permutations.
 
     Returns:
-        One row per metric and scope (``"pooled"`` first, then each group): ``metric``, ``label``,
-        ``direction``, ``scope``, the group columns (NaN when pooled), ``n_units``, ``n_seeds``, ``rho``,
-        ``ci_low``, ``ci_high``, ``better_pretraining`` (``"higher"`` / ``"lower"`` / ``"no change"`` / ``""``:
-        how the metric moves as loss falls, by the point estimate), ``excludes_zero``, ``note``
-        (``""``, ``"one seed"``, ``"too few units"``, ``"constant"`` or ``"interval undefined"``), ``ci``.
+        One row per metric and scope (``"within groups"`` first, then each group): ``metric``, ``label``,
+        ``direction``, ``scope``, the group columns, ``n_units``, ``n_runs``, ``n_groups``, ``n_excluded``
+        (pretrained units without a value), ``rho``, ``se``, ``ci_low``, ``ci_high``, ``p_value``,
+        ``pooled_rho`` (headline rows: ρ across all pretrained units, a summary), ``better_pretraining``
+        (``"higher"`` / ``"lower"`` / ``"no change"`` / ``""``), ``note`` (``""``, ``"no values"``,
+        ``"too few units"``, ``"constant"``, ``"one checkpoint per run"``), ``exact``, ``ci``.
     """
-    check_boot(n_boot, ci)
+    check_test(n_perm, ci)
     groups = group_columns(frame)
     units = unit_values(frame)
-    if not include_random_init:
-        units = units[units["step"] != CONTROL_STEP]
+    units = units[units["step"] != CONTROL_STEP]
+    excluded = excluded_units(frame).set_index("metric")["n_excluded_pretrained"]
     rows = []
-    for metric, part in units.groupby("metric", sort=True):
+    for metric in sorted(frame["metric"].unique()):
         info = metric_info(str(metric))
+        part = units[units["metric"] == metric]
         base = {"metric": metric, "label": info.label, "direction": info.direction}
-        rows.append(base | {"scope": POOLED} | _correlate(part, n_boot, ci, seed, (metric, POOLED)))
-        for key, sub in part.groupby(groups, sort=True) if groups else ():
+        base["n_excluded"] = int(excluded.get(metric, 0))
+        head = _correlate(part, groups, n_perm, ci, rng_for(seed, "rho", metric))
+        head["pooled_rho"] = (
+            spearman(part["pretrain_loss"].to_numpy(), part["value"].to_numpy()) if len(part) >= MIN_UNITS else np.nan
+        )
+        rows.append(base | {"scope": WITHIN} | head)
+        for key, sub in part.groupby(groups, sort=True) if len(groups) and len(part) else ():
+            key = key if isinstance(key, tuple) else (key,)
             name = scope_name(groups, key)
             coords = dict(zip(groups, key, strict=True))
-            rows.append(base | {"scope": name} | coords | _correlate(sub, n_boot, ci, seed, (metric, name)))
-    columns = ["metric", "label", "direction", "scope", *groups, "n_units", "n_seeds", "rho", "ci_low", "ci_high"]
-    return pd.DataFrame(rows, columns=[*columns, "better_pretraining", "excludes_zero", "note", "ci"])
+            one = _correlate(sub, groups, n_perm, ci, rng_for(seed, "rho", metric, name))
+            rows.append(base | {"scope": name} | coords | one | {"n_excluded": np.nan, "pooled_rho": np.nan})
+    columns = ["metric", "label", "direction", "scope", *groups, "n_units", "n_runs", "n_groups", "n_excluded"]
+    columns += ["rho", "se", "ci_low", "ci_high", "p_value", "pooled_rho", "better_pretraining", "note"]
+    return pd.DataFrame(rows, columns=[*columns, "exact", "ci"])
 
 
-def _correlate(units: pd.DataFrame, n_boot: int, ci: float, seed: int, key: tuple[object, ...]) -> dict:
+def _correlate(units: pd.DataFrame, groups: list[str], n_perm: int, ci: float, rng: np.random.Generator) -> dict:
+    units = units.sort_values([*groups, "seed", "step"])
+    runs = run_ids(units, groups).to_numpy()
+    group = units[groups].astype(str).agg("|".join, axis=1).to_numpy() if groups else np.zeros(len(units))
+    out: dict[str, Any] = {"n_units": len(units), "n_runs": len(set(runs)), "n_groups": len(set(group)), "ci": ci}
+    out |= {k: np.nan for k in ("rho", "se", "ci_low", "ci_high", "p_value")} | {"exact": False}
+    sizes = pd.Series(group).value_counts() if len(units) else pd.Series(dtype=int)
+    if units.empty:
+        return out | {"better_pretraining": "", "note": "no values"}
+    if sizes.max() < MIN_UNITS:
+        return out | {"better_pretraining": "", "note": "too few units"}
     x = units["pretrain_loss"].to_numpy(dtype=float)
     y = units["value"].to_numpy(dtype=float)
-    seeds, seed_index = np.unique(units["seed"].to_numpy(), return_inverse=True)
-    out: dict[str, object] = {"n_units": len(units), "n_seeds": seeds.size, "ci": ci}
-    rho, low, high, note = float("nan"), float("nan"), float("nan"), ""
-    if len(units) < MIN_UNITS:
-        note = "too few units"
-    else:
-        rho = spearman(x, y)
-        if not np.isfinite(rho):
-            note = "constant"
-        elif seeds.size < 2:
-            note = "one seed"
-        else:
-            counts = seed_counts(seeds.size, n_boot, rng_for(seed, "rho", *key))
-            low, high = percentile_interval(weighted_spearman(x, y, counts[:, seed_index]), ci)
-            note = "" if np.isfinite(low) else "interval undefined"
-    moves = "" if not np.isfinite(rho) else "higher" if rho < 0 else "lower" if rho > 0 else "no change"
-    excludes = bool(np.isfinite(low) and (low > 0 or high < 0))
-    return out | {
-        "rho": rho,
-        "ci_low": low,
-        "ci_high": high,
-        "better_pretraining": moves,
-        "excludes_zero": excludes,
-        "note": note,
-    }
+    test = within_run_test(x, y, group, runs, n_perm=n_perm, rng=rng)
+    rho = float(test.estimate[0])
+    if not np.isfinite(rho):
+        return out | {"better_pretraining": "", "note": "constant"}
+    low, high = normal_interval(test.estimate, test.se, ci, bounds=(-1.0, 1.0))
+    moved = pd.Series(runs).value_counts().max() > 1
+    out |= {"rho": rho, "se": float(test.se[0]), "ci_low": float(low[0]), "ci_high": float(high[0])}
+    out |= {"p_value": float(test.p_value[0]) if moved else np.nan, "exact": test.exact}
+    better = "higher" if rho < 0 else "lower" if rho > 0 else "no change"
+    return out | {"better_pretraining": better, "note": "" if moved else "one checkpoint per run"}

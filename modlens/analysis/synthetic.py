@@ -18,18 +18,20 @@ def synthetic_study_frame(
     steps: Mapping[int, float] = TRAJECTORY_LOSS,
     subroutines: Sequence[str] = ("",),
     loss_jitter: float = 0.05,
+    run_sd: float = 0.0,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """A study frame in which each metric is ``slope · pretrain_loss + noise_sd · N(0, 1)``.
+    """A study frame in which each metric is ``slope · pretrain_loss + run effect + noise_sd · N(0, 1)``.
 
     Args:
         metrics: name -> ``(slope, noise_sd)``; ``(0, 0)`` is a constant metric, ``(0, 1)`` pure noise.
-        seeds: pretraining seeds.
+        seeds: pretraining seeds (one run per seed and group).
         depths: model depths.
         corpora: pretraining corpora.
         steps: pretraining step -> its typical held-out loss (step 0 is random init).
         subroutines: per-subroutine rows of every metric (``""``: one row).
         loss_jitter: relative spread of a unit's measured loss around the step's typical loss.
+        run_sd: standard deviation of a run-level offset shared by all of a run's checkpoints, per metric.
         seed: seed of the noise.
 
     Returns:
@@ -40,6 +42,7 @@ def synthetic_study_frame(
     for depth in depths:
         for corpus in corpora:
             for s in seeds:
+                offsets = {metric: run_sd * rng.standard_normal() for metric in metrics}
                 for step, typical in steps.items():
                     loss = typical * (1 + loss_jitter * rng.standard_normal())
                     common = {"unit": f"d{depth}-{corpus}-seed{s}-step{step}", "depth": depth, "seed": s}
@@ -47,6 +50,6 @@ def synthetic_study_frame(
                     common |= {"pretrain_accuracy": float(np.exp(-loss))}
                     for metric, (slope, noise_sd) in metrics.items():
                         for sub in subroutines:
-                            value = slope * loss + noise_sd * rng.standard_normal()
+                            value = slope * loss + offsets[metric] + noise_sd * rng.standard_normal()
                             rows.append(common | {"metric": metric, "subroutine": sub, "value": value})
     return pd.DataFrame(rows)

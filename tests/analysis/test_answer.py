@@ -1,13 +1,16 @@
-"""The plain-language answer: direction, strength, certainty and modularity reading follow the numbers."""
+"""The plain-language answer leads with the primary metrics; every sentence follows its numbers."""
 
+import numpy as np
 import pytest
 
 from modlens.analysis import answer, strength, synthetic_study_frame
+from modlens.errors import ConfigError
 
-N_BOOT = 400
+N_PERM = 199
+PRIMARY = ("heldout_composite_accuracy", "reuse_specificity", "weight_drift_upper_share")
 
 
-def _sentence(result, metric, kind):
+def _finding(result, metric, kind):
     return next(f for f in result.findings if f.metric == metric and f.kind == kind)
 
 
@@ -16,58 +19,76 @@ def test_strength_bands(rho, band):
     assert strength(rho) == band
 
 
-def test_known_direction_and_modularity():
-    frame = synthetic_study_frame(
-        {"mask_iou": (2.0, 0.01), "heldout_composite_accuracy": (2.0, 0.01), "finetune_steps": (2.0, 0.01)}
-    )
-    result = answer(frame, n_boot=N_BOOT)
-    iou = _sentence(result, "mask_iou", "correlation")
-    assert "better pretraining (lower loss) goes with lower mask_iou" in iou.sentence
-    assert "strong association" in iou.sentence and "the 95% interval excludes zero" in iou.sentence
-    assert "from 5 seeds" in iou.sentence
-    assert iou.verdict == "more modular" and "gives more modular fine-tuned models" in iou.sentence
-    acc = _sentence(result, "heldout_composite_accuracy", "correlation")
-    assert acc.verdict == "less modular" and "gives less modular" in acc.sentence
-    steps = _sentence(result, "finetune_steps", "correlation")
-    assert steps.verdict == "context" and "not a modularity measure" in steps.sentence
-    control = _sentence(result, "mask_iou", "control")
-    assert "lower mask_iou than random init" in control.sentence and control.verdict == "more modular"
-    assert f"{control.estimate:+.3g}" in control.sentence
+@pytest.fixture(scope="module")
+def result():
+    metrics = {
+        "heldout_composite_accuracy": (-2.0, 0.01),  # rises with better pretraining: more modular
+        "reuse_specificity": (0.0, 1.0),  # noise
+        "weight_drift_upper_share": (0.0, 1.0),
+        "mask_iou_excess": (2.0, 0.01),
+        "finetune_steps": (2.0, 0.01),
+    }
+    frame = synthetic_study_frame(metrics, depths=(2, 3), seeds=range(6), seed=2)
+    return answer(frame, primary_metrics=PRIMARY, n_perm=N_PERM, power_studies=100)
+
+
+def test_primary_table_leads(result):
+    table = result.primary.set_index("metric")
+    assert list(table.index) == list(PRIMARY)
+    assert table.loc["heldout_composite_accuracy", "verdict"] == "established: more modular"
+    assert table.loc["reuse_specificity", "verdict"] == "not established"
     summary = result.summary[0]
-    assert "of 2 modularity metrics 1 point to more modular fine-tuned models (mask_iou)" in summary
-    assert "1 to less modular (heldout_composite_accuracy)" in summary and "disagree" in summary
-    assert result.sentences[0] == summary and len(result.sentences) == 2 + 6
+    assert summary.startswith("Of the 3 primary metrics, 1 is established: better pretraining goes with higher ")
+    assert "heldout_composite_accuracy, i.e. more modular fine-tuned models (within-group ρ = " in summary
+    assert "Holm-adjusted p = " in summary and "2 are not established: reuse_specificity (ρ = " in summary
+    row = table.loc["heldout_composite_accuracy"]
+    assert f"within-group ρ = {row['rho']:+.2f}, 95% interval {row['ci_low']:+.2f} to {row['ci_high']:+.2f}" in summary
+    assert result.sentences[0] == summary
 
 
-def test_noise_is_inconclusive():
-    result = answer(synthetic_study_frame({"subnetwork_score": (0.0, 1.0)}, seed=3), n_boot=N_BOOT)
-    corr = _sentence(result, "subnetwork_score", "correlation")
-    assert corr.verdict == "inconclusive"
-    assert "inconclusive: the 95% interval includes zero" in corr.sentence
-    assert "not established" in corr.sentence
-    assert "0 point to more modular" in result.summary[0] and "1 are inconclusive" in result.summary[0]
-    assert "do not answer which way" in result.summary[0]
+def test_descriptive_metrics_get_no_verdict_and_no_tally(result):
+    text = " ".join(result.sentences)
+    assert "point to more modular" not in text and "disagree in direction" not in text
+    iou = _finding(result, "mask_iou_excess", "correlation")
+    assert "better pretraining goes with lower mask_iou_excess, a strong association" in iou.sentence
+    assert "(higher mask_iou_excess means less modular)" in iou.sentence and "established" not in iou.sentence
+    assert "Per group: " in iou.sentence and "pooled across groups (summary only)" in iou.sentence
+    steps = _finding(result, "finetune_steps", "correlation")
+    assert "means" not in steps.sentence  # context: no modularity reading
+    control = _finding(result, "mask_iou_excess", "control")
+    assert "lower mask_iou_excess than random init" in control.sentence and "sign-flip p" in control.sentence
+    assert [f.metric for f in result.findings[:2]] == ["heldout_composite_accuracy"] * 2  # primary first
 
 
-def test_one_seed_says_no_interval():
-    result = answer(synthetic_study_frame({"mask_iou": (2.0, 0.01)}, seeds=(7,)), n_boot=N_BOOT)
-    for finding in result.findings:
-        assert "with one seed there is no interval over seeds" in finding.sentence
-        assert finding.verdict == "inconclusive" and "CI" not in finding.sentence
+def test_power_is_reported(result):
+    assert result.design == "2 groups × 6 runs × steps 300/1000/3000"
+    assert 0 <= result.power <= 1 and any(result.design in s for s in result.summary)
 
 
-def test_constant_says_undefined():
-    result = answer(synthetic_study_frame({"mask_iou": (0.0, 0.0)}), n_boot=N_BOOT)
-    corr = _sentence(result, "mask_iou", "correlation")
-    assert "undefined because mask_iou or the pretraining loss is constant" in corr.sentence
-    assert corr.verdict == "not assessed" and "1 could not be assessed (mask_iou)" in result.summary[0]
-    assert "None could be assessed, so the data do not answer the question." in result.summary[0]
-
-
-def test_group_agreement_is_reported():
-    frame = synthetic_study_frame({"mask_iou": (2.0, 0.01)}, depths=(2, 3, 4))
-    corr = _sentence(answer(frame, n_boot=N_BOOT), "mask_iou", "correlation")
-    assert "Within the 3 depth/corpus/noise groups, 3 have ρ of the same sign (3 with intervals excluding zero)" in (
-        corr.sentence
+def test_underpowered_design_says_so():
+    frame = synthetic_study_frame(
+        {"heldout_composite_accuracy": (-2.0, 0.01)}, seeds=(0, 1, 2), steps={0: 3.0, 300: 1.5, 1000: 0.8}
     )
-    assert "0 the opposite sign (0 excluding zero)." in corr.sentence
+    result = answer(frame, primary_metrics=("heldout_composite_accuracy",), n_perm=N_PERM, power_studies=100)
+    # 3 runs × 2 checkpoints: 8 within-run permutations, so no p below 2/8: nothing can be established.
+    assert result.primary["verdict"].iloc[0] == "not established" and result.primary["p_value"].iloc[0] == 0.25
+    assert result.underpowered and result.power == 0
+    assert any("is underpowered" in s and "in only 0% of simulated studies" in s for s in result.summary)
+
+
+def test_metric_missing_for_all_pretrained_units():
+    frame = synthetic_study_frame({"reuse_specificity": (1.0, 0.1), "heldout_composite_accuracy": (1.0, 0.1)})
+    frame.loc[(frame["metric"] == "reuse_specificity") & (frame["step"] != 0), "value"] = np.nan
+    result = answer(frame, n_perm=N_PERM, power_studies=0)
+    row = result.primary.set_index("metric").loc["reuse_specificity"]
+    assert row["verdict"] == "not assessed" and "15 pretrained units were excluded" in row["reason"]
+    assert "could not be assessed: reuse_specificity (all 15 pretrained units were excluded" in result.summary[0]
+    assert np.isnan(result.power) and not result.underpowered
+    sentence = _finding(result, "reuse_specificity", "correlation").sentence
+    assert "no pretrained unit has a value (15 pretrained units excluded: no value)" in sentence
+
+
+def test_too_many_primary_metrics():
+    frame = synthetic_study_frame({"x": (1.0, 0.1)})
+    with pytest.raises(ConfigError, match="one to 3"):
+        answer(frame, primary_metrics=("a", "b", "c", "d"), power_studies=0)
