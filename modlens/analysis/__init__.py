@@ -11,7 +11,7 @@ from modlens.analysis.answer import QUESTION, Answer, Finding, answer, answer_fr
 from modlens.analysis.calibration import Calibration, Design, calibrate, calibration_table, power, underpowered
 from modlens.analysis.control import random_init_control
 from modlens.analysis.correlation import WITHIN, rank_correlations
-from modlens.analysis.levels import summarize_levels
+from modlens.analysis.levels import checkpoint_counts, summarize_levels
 from modlens.analysis.metrics import METRICS_INFO, MetricInfo, metric_info
 from modlens.analysis.permutation import PermutationTest, sign_flip_test, within_run_test
 from modlens.analysis.primary import PRIMARY_METRICS, check_primary, holm, primary_table
@@ -35,6 +35,7 @@ __all__ = [
     "calibrate",
     "calibration_table",
     "check_primary",
+    "checkpoint_counts",
     "design_power",
     "excluded_units",
     "holm",

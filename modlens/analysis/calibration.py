@@ -69,7 +69,9 @@ class Design:
     @property
     def label(self) -> str:
         """E.g. ``8 groups × 3 runs × steps 300/1000``."""
-        return f"{self.n_groups} groups × {self.runs_per_group} runs × steps {'/'.join(map(str, self.steps))}"
+        groups = f"{self.n_groups} group{'' if self.n_groups == 1 else 's'}"
+        runs = f"{self.runs_per_group} run{'' if self.runs_per_group == 1 else 's'}"
+        return f"{groups} × {runs} × step{'' if len(self.steps) == 1 else 's'} {'/'.join(map(str, self.steps))}"
 
     def typical_losses(self) -> np.ndarray:
         """Held-out loss per step: given, else log-log interpolation of the typical trajectory."""
@@ -157,6 +159,8 @@ class Calibration:
             planted metric, in the planted direction): power for it, false-positive rate for the others.
         coverage: per primary metric, the fraction of printed intervals that contain the true ρ.
         mean_estimate: per primary metric, the mean within-group ρ over studies.
+        any_established: the fraction of studies with at least one null primary metric established (the
+            family-wise false-positive rate; with ``rho`` 0, over all of them).
     """
 
     design: Design
@@ -166,6 +170,7 @@ class Calibration:
     established: tuple[float, ...]
     coverage: tuple[float, ...]
     mean_estimate: tuple[float, ...]
+    any_established: float
 
     @property
     def power(self) -> float:
@@ -225,6 +230,7 @@ def calibrate(
         established=tuple(float(v) for v in hits.mean(axis=0)),
         coverage=tuple(covered),
         mean_estimate=tuple(float(np.nanmean(e)) for e in estimates),
+        any_established=float(hits[:, 0 if rho == 0 else 1 :].any(axis=1).mean()),
     )
 
 
@@ -268,6 +274,7 @@ def calibration_table(
                 "design": name,
                 "shape": design.label,
                 "false_positive_rate": max(null.established),
+                "familywise_rate": null.any_established,
                 "null_coverage": min(null.coverage),
                 "power": effect.power,
                 "coverage_at_rho": effect.coverage[0],

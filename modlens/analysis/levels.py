@@ -77,3 +77,30 @@ def summarize_levels(frame: pd.DataFrame, *, ci: float = 0.95) -> pd.DataFrame:
     columns += ["pretrain_loss", "pretrain_loss_low", "pretrain_loss_high"]
     columns += ["pretrain_accuracy"] if "pretrain_accuracy" in per_run else []
     return pd.DataFrame(rows, columns=[*columns, "ci"])
+
+
+COUNTED = ("reached_target", "mask_rejection_rate")
+
+
+def checkpoint_counts(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per level: how many fine-tunes reached their target and the share of masks rejected as unfaithful.
+
+    Returns:
+        One row per level (group columns, ``step``) with, where the frame has them, ``finetunes``,
+        ``reached_target`` (count of units with ``reached_target`` = 1) and ``mask_rejection_rate`` (mean
+        over the level's units); empty when the frame has neither metric.
+    """
+    groups = group_columns(frame)
+    units = unit_values(frame[frame["metric"].isin(COUNTED)])
+    if units.empty:
+        return pd.DataFrame(columns=[*groups, "step"])
+    keys = [*groups, "step"]
+    table = units[keys].drop_duplicates().sort_values(keys).set_index(keys)
+    reached = units[units["metric"] == "reached_target"].groupby(keys)["value"]
+    if len(reached):
+        table["finetunes"] = reached.size()
+        table["reached_target"] = (reached.sum()).round().astype("Int64")
+    rejected = units[units["metric"] == "mask_rejection_rate"].groupby(keys)["value"].mean()
+    if len(rejected):
+        table["mask_rejection_rate"] = rejected
+    return table.reset_index()

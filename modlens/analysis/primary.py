@@ -92,7 +92,7 @@ def primary_table(
         row |= {"n_excluded": found["n_excluded"], "ci": found["ci"]}
         reason = _REASONS.get(str(found["note"]), str(found["note"]))
         if found["note"] == "no values" and found["n_excluded"]:
-            reason = f"all {int(found['n_excluded'])} pretrained units were excluded (no value)"
+            reason = f"all {int(found['n_excluded'])} pretrained units were excluded: no value"
         rows.append(row | {"reason": reason if not np.isfinite(found["p_value"]) else ""})
     table = pd.DataFrame(rows)
     for column in ("rho", "ci_low", "ci_high", "p_value", "n_groups", "ci"):

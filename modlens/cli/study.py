@@ -40,14 +40,13 @@ def run(args: argparse.Namespace) -> int:
         ("mask_layers", result.mask_layers),
     ):
         table.to_csv(out / f"{name}.csv", index=False)
+    from modlens.cli.report import answer_text
     from modlens.report import write_study_report
 
     files = write_study_report(out)
     print(f"study {config.fingerprint()} in {out} ({elapsed:.0f} s this run)")
-    print(files.answer.question)
-    for sentence in files.answer.summary:
-        print(f"- {sentence}")
-    print(f"per-metric findings, figures and tables: {files.html}")
+    print(answer_text(files.answer))
+    print(f"descriptive metrics, figures and tables: {files.html}")
     if files.skipped:
         print(files.skipped)
     return 0

@@ -1,4 +1,5 @@
-"""Study figures: each metric against measured pretraining quality, small multiples, and a forest plot of ρ."""
+"""Study figures: each metric against measured pretraining quality, small multiples, and a forest plot of
+the within-group ρ."""
 
 import math
 from collections.abc import Sequence
@@ -8,6 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from modlens.analysis.correlation import WITHIN
 from modlens.analysis.metrics import METRICS_INFO, metric_info
 from modlens.analysis.units import CONTROL_STEP, GROUP_COLUMNS, scope_name
 from modlens.errors import ModlensError
@@ -15,7 +17,7 @@ from modlens.plots.style import PALETTE, TEMPLATE
 
 LOSS_AXIS = "held-out pretraining loss (nats/token); better pretraining →"
 PANEL_LOSS_AXIS = "pretraining loss (nats/token), better →"
-RHO_AXIS = "Spearman ρ(held-out pretraining loss, metric), unitless"
+RHO_AXIS = "within-group Spearman ρ(held-out pretraining loss, metric), unitless"
 _BOTTOM_LEGEND = {"orientation": "h", "yanchor": "top", "x": 0, "xanchor": "left"}
 CONTROL_NAME = "random init (step 0)"
 
@@ -23,8 +25,8 @@ CONTROL_NAME = "random init (step 0)"
 def plot_metric_vs_quality(summary: pd.DataFrame, *, metric: str, title: str | None = None) -> go.Figure:
     """One metric against held-out pretraining loss (axis reversed: better pretraining to the right).
 
-    One line per depth/corpus/noise group through its pretrained checkpoints, with bootstrap intervals
-    over seeds on both axes; the random-init control (step 0) of each group is a separate cross.
+    One line per depth/corpus/noise group through its pretrained checkpoints, with t intervals over
+    pretraining runs on both axes; the random-init control (step 0) of each group is a separate cross.
 
     Args:
         summary: ``modlens.analysis.summarize_levels`` output.
@@ -37,7 +39,7 @@ def plot_metric_vs_quality(summary: pd.DataFrame, *, metric: str, title: str | N
         fig.add_trace(trace)
     fig.update_layout(
         template=TEMPLATE,
-        title=title or f"{metric} against pretraining quality (mean over seeds, bootstrap 95% CI)",
+        title=title or f"{metric} against pretraining quality (mean over runs, 95% t interval)",
         legend=_BOTTOM_LEGEND | {"y": -0.2},
         height=520,
     )
@@ -85,7 +87,7 @@ def plot_metrics_grid(
     fig.update_annotations(font_size=13)
     fig.update_layout(
         template=TEMPLATE,
-        title=title or "Metrics against pretraining quality (mean over seeds, 95% CI; × random init)",
+        title=title or "Metrics against pretraining quality (mean over runs, 95% t interval; × random init)",
         height=330 * rows + 140,
         width=340 * cols + 120,
         legend=_BOTTOM_LEGEND | {"y": -0.35 / rows},
@@ -96,19 +98,19 @@ def plot_metrics_grid(
 def plot_correlations(
     correlations: pd.DataFrame, *, scopes: Sequence[str] | None = None, title: str | None = None
 ) -> go.Figure:
-    """Forest plot of Spearman ρ(pretraining loss, metric) with bootstrap intervals, one marker row per metric.
+    """Forest plot of the within-group Spearman ρ(pretraining loss, metric) with its interval, one row per metric.
 
     Args:
         correlations: ``modlens.analysis.rank_correlations`` output.
-        scopes: which scopes to show, one trace each (default: all, ``"pooled"`` first; only ``"pooled"``
+        scopes: which scopes to show, one trace each (default: all, ``"within groups"`` first; only that
             when there is a single group, which it equals).
         title: figure title.
     """
-    _require(correlations, ("metric", "scope", "rho", "ci_low", "ci_high", "n_units", "n_seeds", "note"))
+    _require(correlations, ("metric", "scope", "rho", "ci_low", "ci_high", "n_units", "n_runs", "note"))
     if scopes is None:
         scopes = list(dict.fromkeys(correlations["scope"]))
-        if len(scopes) == 2 and "pooled" in scopes:  # one group: it is the pooled row, drawn once
-            scopes = ["pooled"]
+        if len(scopes) == 2 and WITHIN in scopes:  # one group: it is the headline row, drawn once
+            scopes = [WITHIN]
     scopes = list(scopes)
     order = [m for m in METRICS_INFO if m in set(correlations["metric"])]
     order += sorted(set(correlations["metric"]) - set(order))
@@ -125,10 +127,10 @@ def plot_correlations(
                 y=[ticks[m] for m in part.index],
                 mode="markers",
                 name=str(scope),
-                marker={"color": PALETTE[i % len(PALETTE)], "size": 9 if scope == "pooled" else 7},
+                marker={"color": PALETTE[i % len(PALETTE)], "size": 9 if scope == WITHIN else 7},
                 error_x=_error(rho, part["ci_low"], part["ci_high"]),
-                customdata=np.stack([part["n_units"], part["n_seeds"], part["note"].fillna("")], axis=1),
-                hovertemplate="%{y}<br>ρ %{x:.2f}<br>units %{customdata[0]}, seeds %{customdata[1]}"
+                customdata=np.stack([part["n_units"], part["n_runs"], part["note"].fillna("")], axis=1),
+                hovertemplate="%{y}<br>ρ %{x:.2f}<br>units %{customdata[0]}, runs %{customdata[1]}"
                 "<br>%{customdata[2]}<extra>" + str(scope) + "</extra>",
             )
         )
@@ -136,7 +138,8 @@ def plot_correlations(
     fig.update_layout(
         template=TEMPLATE,
         title=title
-        or "Rank correlation with pretraining loss (95% CI over seeds); ρ < 0: metric rises with better pretraining",
+        or "Within-group rank correlation with pretraining loss (95% interval); ρ < 0: metric rises with better "
+        "pretraining",
         scattermode="group",
         height=max(360, 36 * len(order) * max(1, len(scopes)) ** 0.5 + 220),
         width=980,
@@ -207,8 +210,8 @@ def _traces(part: pd.DataFrame, *, legend: bool) -> list[go.Scatter]:
                     error_x=_error(
                         rows["pretrain_loss"], rows.get("pretrain_loss_low"), rows.get("pretrain_loss_high"), width=0
                     ),
-                    customdata=np.stack([rows["step"], rows.get("n_seeds", rows["step"] * 0)], axis=1),
-                    hovertemplate=name + "<br>step %{customdata[0]} (%{customdata[1]} seeds)"
+                    customdata=np.stack([rows["step"], rows.get("n_runs", rows["step"] * 0)], axis=1),
+                    hovertemplate=name + "<br>step %{customdata[0]} (%{customdata[1]} runs)"
                     "<br>loss %{x:.3g}<br>mean %{y:.3g}<extra></extra>",
                 )
             )
@@ -217,7 +220,7 @@ def _traces(part: pd.DataFrame, *, legend: bool) -> list[go.Scatter]:
 
 
 def _error(centre: np.ndarray | pd.Series, low: pd.Series | None, high: pd.Series | None, *, width: int = 3) -> dict:
-    """Asymmetric error bars from an interval; a missing interval (one seed) draws no bar."""
+    """Asymmetric error bars from an interval; a missing interval (one run) draws no bar."""
     if low is None or high is None:
         return {"visible": False}
     centre_a = np.asarray(centre, dtype=float)

@@ -10,18 +10,27 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from modlens.analysis import PRIMARY_METRICS
 from modlens.analysis.answer import Answer
+from modlens.analysis.correlation import N_PERM
 from modlens.errors import ModlensError
 from modlens.plots.drift import plot_drift_by_depth
 from modlens.plots.masks import plot_mask_density
 from modlens.provenance import provenance as current_provenance
 from modlens.report.static import save_figures
-from modlens.report.study_report import REPORT_FILE, analyse_study, render_study_report, study_figures
+from modlens.report.study_report import (
+    CORRELATION_FIGURE,
+    MAIN_FIGURE,
+    REPORT_FILE,
+    analyse_study,
+    render_study_report,
+    study_figures,
+)
 
 log = logging.getLogger(__name__)
 
 FIGURES_DIR = "figures"
-STATIC_FIGURES = {"main": 0, "correlations": 1}  # file stem -> position among the report's own figures
+STATIC_FIGURES = {"main": MAIN_FIGURE, "correlations": CORRELATION_FIGURE}  # file stem -> the figure's heading
 STATIC_FORMATS = ("png", "pdf")
 STUDY_KIND = "study"
 
@@ -119,14 +128,16 @@ def write_study_report(
     static: bool = True,
     chromium: "str | os.PathLike[str] | None" = None,
     extra_figures: Mapping[str, go.Figure] = {},
-    n_boot: int = 2000,
+    n_perm: int = N_PERM,
     seed: int = 0,
+    n_boot: int | None = None,
 ) -> StudyReportFiles:
     """Rebuilds a study's report from its store.
 
     Writes ``report.html`` (or ``out``) and, with ``static``, ``figures/main.{png,pdf}`` and
     ``figures/correlations.{png,pdf}`` beside it. Without a Chromium for static export the page is still
-    written; the static figures are skipped and the reason returned (and logged).
+    written; the static figures are skipped and the reason returned (and logged). The primary metrics are
+    the study config's ``primary_metrics`` (default ``modlens.analysis.PRIMARY_METRICS``).
 
     Args:
         root: the study store directory.
@@ -134,19 +145,23 @@ def write_study_report(
         static: also write the static figures.
         chromium: browser for static export (default: see ``modlens.report.find_chromium``).
         extra_figures: figures added after the drift and mask figures built from the store.
-        n_boot, seed: the bootstrap.
+        n_perm, seed: the permutation tests (and the power simulation's seed).
+        n_boot: former name of ``n_perm``, used when given.
     """
     study = load_study(root)
-    analysis = analyse_study(study.metrics, n_boot=n_boot, seed=seed)
+    primary = tuple(study.config.get("primary_metrics") or PRIMARY_METRICS)
+    n_perm = n_boot if n_boot is not None else n_perm
+    analysis = analyse_study(study.metrics, primary_metrics=primary, n_perm=n_perm, seed=seed)
     own = study_figures(analysis)
     page = render_study_report(
         analysis,
         config=study.config,
-        provenance={"study": study.provenance, "report": current_provenance(n_boot=n_boot, bootstrap_seed=seed)},
+        provenance={
+            "study": study.provenance,
+            "report": current_provenance(n_perm=n_perm, permutation_seed=seed, primary_metrics=list(primary)),
+        },
         extra_figures={**drift_figures(study.drift_layers), **mask_figures(study.mask_layers), **extra_figures},
         title=f"modlens study: {study.root.name}",
-        n_boot=n_boot,
-        seed=seed,
         figures=own,
     )
     target = Path(out).expanduser() if out is not None else study.root / REPORT_FILE
@@ -157,10 +172,9 @@ def write_study_report(
     written: list[Path] = []
     skipped = None
     if static:
-        figures = list(own.values())
         items = [
-            (figures[index], target.parent / FIGURES_DIR / f"{stem}.{fmt}")
-            for stem, index in STATIC_FIGURES.items()
+            (own[heading], target.parent / FIGURES_DIR / f"{stem}.{fmt}")
+            for stem, heading in STATIC_FIGURES.items()
             for fmt in STATIC_FORMATS
         ]
         try:

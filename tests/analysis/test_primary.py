@@ -48,7 +48,7 @@ def test_metric_without_values_is_not_assessed_with_reason():
     corr = rank_correlations(frame, n_perm=199)
     table = primary_table(corr, ("reuse_specificity", "weight_drift_upper_share")).set_index("metric")
     assert table.loc["reuse_specificity", "verdict"] == "not assessed"
-    assert table.loc["reuse_specificity", "reason"] == "all 24 pretrained units were excluded (no value)"
+    assert table.loc["reuse_specificity", "reason"] == "all 24 pretrained units were excluded: no value"
     assert table.loc["weight_drift_upper_share", "reason"] == "not measured in this study"
     assert table["p_adjusted"].isna().all()
 

@@ -18,25 +18,27 @@ def test_not_a_study_store(tmp_path, capsys):
     assert "not a study" in capsys.readouterr().err
 
 
-def test_bad_n_boot(tmp_path, capsys):
-    assert main(["report", str(tmp_path), "--n-boot", "0"]) == 2
-    assert "--n-boot" in capsys.readouterr().err
+@pytest.mark.parametrize("flag", ["--n-perm", "--n-boot"])  # --n-boot: the former name still works
+def test_bad_n_perm(tmp_path, capsys, flag):
+    assert main(["report", str(tmp_path), flag, "0"]) == 2
+    assert "--n-perm must be positive" in capsys.readouterr().err
 
 
 def test_rebuilds_report(tmp_path, capsys):
     from modlens.analysis import synthetic_study_frame
 
     store = Store.open(tmp_path / "study", kind="study", config={"preset": "t"})
-    frame = synthetic_study_frame({"mask_iou": (1.0, 0.05)}, seeds=(0, 1, 2))
+    frame = synthetic_study_frame({"mask_iou_excess": (1.0, 0.05)}, seeds=(0, 1, 2))
     for unit, part in frame.groupby("unit"):
         store.write(str(unit), [{"table": "metrics", **r} for r in part.to_dict("records")], meta={})
     out = tmp_path / "elsewhere" / "r.html"
-    assert main(["report", str(tmp_path / "study"), "--out", str(out), "--no-static", "--n-boot", "100"]) == 0
+    assert main(["report", str(tmp_path / "study"), "--out", str(out), "--no-static", "--n-perm", "99"]) == 0
     printed = capsys.readouterr().out
     assert out.is_file() and f"wrote {out}" in printed
-    # the answer, as the study prints it: the question, then sentences naming the metric
+    # the answer, as the study prints it: the question, the primary sentences, then the primary table
     assert "How much does pretraining quality affect the modularity of fine-tuned models?" in printed
-    assert "\n- " in printed and "mask_iou" in printed
+    assert "\n- Of the 3 primary metrics, 0 are established" in printed
+    assert "Holm-adjusted p" in printed and "not measured in this study" in printed
 
 
 @pytest.mark.parametrize("argv", [["report"], ["report", "a", "b"]])

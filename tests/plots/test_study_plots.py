@@ -3,7 +3,7 @@
 import plotly.graph_objects as go
 import pytest
 
-from modlens.analysis import rank_correlations, summarize_levels, synthetic_study_frame
+from modlens.analysis import WITHIN, rank_correlations, summarize_levels, synthetic_study_frame
 from modlens.errors import ModlensError
 from modlens.plots.study import (
     CONTROL_NAME,
@@ -16,7 +16,7 @@ from modlens.plots.study import (
 )
 from modlens.plots.style import TEMPLATE
 
-METRICS = {"mask_iou": (2.0, 0.05), "heldout_composite_accuracy": (-0.1, 0.05), "novel_metric": (0.0, 1.0)}
+METRICS = {"mask_iou_excess": (2.0, 0.05), "heldout_composite_accuracy": (-0.1, 0.05), "novel_metric": (0.0, 1.0)}
 
 
 @pytest.fixture(scope="module")
@@ -26,11 +26,11 @@ def frame():
 
 @pytest.fixture(scope="module")
 def summary(frame):
-    return summarize_levels(frame, n_boot=200)
+    return summarize_levels(frame)
 
 
 def test_metric_vs_quality(summary):
-    fig = plot_metric_vs_quality(summary, metric="mask_iou")
+    fig = plot_metric_vs_quality(summary, metric="mask_iou_excess")
     assert isinstance(fig, go.Figure) and fig.layout.template == TEMPLATE
     # two groups, each: a line through pretrained levels and a control cross
     assert [t.type for t in fig.data] == ["scatter"] * 4
@@ -42,7 +42,7 @@ def test_metric_vs_quality(summary):
     assert controls[0].marker.symbol == "x"
     assert lines[0].error_y.array is not None and (lines[0].error_y.array >= 0).all()
     assert fig.layout.xaxis.title.text == LOSS_AXIS and fig.layout.xaxis.autorange == "reversed"
-    assert fig.layout.yaxis.title.text == "mask IoU between subroutines (fraction)"
+    assert fig.layout.yaxis.title.text == "mask IoU between subroutines minus random-mask IoU"
 
 
 def test_unknown_metric_label_is_its_name(summary):
@@ -59,34 +59,34 @@ def test_grid(summary):
     fig = plot_metrics_grid(summary, cols=2)
     assert len(fig.data) == 3 * 4  # three panels, four traces each
     titles = [a.text for a in fig.layout.annotations]
-    assert titles == ["heldout_composite_accuracy", "mask_iou", "novel_metric"]  # registry order, then others
+    assert titles == ["heldout_composite_accuracy", "mask_iou_excess", "novel_metric"]  # registry order, then others
     assert fig.layout.xaxis.title.text == PANEL_LOSS_AXIS and fig.layout.xaxis3.autorange == "reversed"
-    assert fig.layout.yaxis2.title.text == "mask IoU between subroutines (fraction)"
+    assert fig.layout.yaxis2.title.text == "mask IoU between subroutines minus random-mask IoU"
     assert sum(bool(t.showlegend) for t in fig.data) == 3  # two groups + the control, once
 
 
 def test_grid_subset_and_errors(summary):
-    assert len(plot_metrics_grid(summary, metrics=["mask_iou"]).data) == 4
+    assert len(plot_metrics_grid(summary, metrics=["mask_iou_excess"]).data) == 4
     with pytest.raises(ModlensError, match="nope"):
-        plot_metrics_grid(summary, metrics=["mask_iou", "nope"])
+        plot_metrics_grid(summary, metrics=["mask_iou_excess", "nope"])
 
 
 def test_correlations_forest(frame):
-    corr = rank_correlations(frame, n_boot=200)
+    corr = rank_correlations(frame, n_perm=99)
     fig = plot_correlations(corr)
     assert [t.name for t in fig.data] == list(dict.fromkeys(corr["scope"]))
-    assert fig.data[0].name == "pooled" and len(fig.data[0].x) == 3
-    assert "mask_iou [lower = modular]" in fig.data[0].y
+    assert fig.data[0].name == WITHIN and len(fig.data[0].x) == 3
+    assert "mask_iou_excess [lower = modular]" in fig.data[0].y
     assert "novel_metric [context]" in fig.data[0].y
     assert fig.layout.xaxis.title.text == RHO_AXIS and tuple(fig.layout.xaxis.range) == (-1.05, 1.05)
-    assert len(plot_correlations(corr, scopes=["pooled"]).data) == 1
+    assert len(plot_correlations(corr, scopes=[WITHIN]).data) == 1
 
 
 def test_correlations_single_group_and_missing_rho():
-    frame = synthetic_study_frame({"mask_iou": (2.0, 0.05), "finetune_steps": (0.0, 0.0)}, seeds=(0, 1, 2))
-    fig = plot_correlations(rank_correlations(frame, n_boot=100))
-    assert [t.name for t in fig.data] == ["pooled"]  # the one group equals the pooled row
+    frame = synthetic_study_frame({"mask_iou_excess": (2.0, 0.05), "finetune_steps": (0.0, 0.0)}, seeds=(0, 1, 2))
+    fig = plot_correlations(rank_correlations(frame, n_perm=99))
+    assert [t.name for t in fig.data] == [WITHIN]  # the one group equals the headline row
     assert list(fig.layout.yaxis.tickvals) == [
-        "mask_iou [lower = modular]",
+        "mask_iou_excess [lower = modular]",
         "finetune_steps [context] (no ρ: constant)",
     ]

@@ -13,13 +13,24 @@ from modlens.errors import ModlensError
 from modlens.report import build_study_report, load_study, write_study_report
 from modlens.store import Store
 
-N_BOOT = 200
-METRICS = {"mask_iou": (0.2, 0.02), "heldout_composite_accuracy": (0.0, 0.1), "finetune_steps": (100.0, 5.0)}
+N_PERM = 199
+METRICS = {
+    "mask_iou_excess": (0.2, 0.02),
+    "heldout_composite_accuracy": (-0.3, 0.02),
+    "reuse_specificity": (0.0, 0.1),
+    "finetune_steps": (100.0, 5.0),
+    "reached_target": (0.0, 0.0),
+    "mask_rejection_rate": (0.05, 0.01),
+}
 
 
 @pytest.fixture(scope="module")
 def frame():
-    return synthetic_study_frame(METRICS, depths=(2, 3), seeds=(0, 1, 2), subroutines=("a", "b"))
+    frame = synthetic_study_frame(METRICS, depths=(2, 3), seeds=(0, 1, 2), subroutines=("a", "b"))
+    reached = frame["metric"] == "reached_target"
+    frame.loc[reached, "value"] = 1.0
+    frame.loc[reached & (frame["seed"] == 0) & (frame["step"] == 300), "value"] = 0.0  # one fine-tune missed
+    return frame
 
 
 @pytest.fixture(scope="module")
@@ -30,15 +41,49 @@ def page(frame):
         config={"preset": "quick", "seeds": [0, 1, 2]},
         provenance={"git_commit": "abc123"},
         extra_figures=extra,
-        n_boot=N_BOOT,
+        n_perm=N_PERM,
+        power_studies=100,
     )
 
 
 def test_page_holds_the_answer(frame, page):
-    result = answer(frame, n_boot=N_BOOT)
+    result = answer(frame, n_perm=N_PERM, power_studies=100)
     for sentence in result.sentences:
         assert html.escape(sentence, quote=False) in page
     assert "How much does pretraining quality affect the modularity of fine-tuned models?" in page
+
+
+def test_page_opens_with_question_primary_table_and_main_figure(page):
+    order = [
+        "<h2>Question</h2>",
+        "<h2>Answer: the primary metrics</h2>",
+        "Of the 3 primary metrics",
+        "<th>Holm-adjusted p</th>",
+        "<h2>Main figure: modularity against pretraining quality</h2>",
+        "<h2>Fine-tunes and masks counted</h2>",
+        "<h2>Descriptive metrics</h2>",
+        "mask_iou_excess: within-group Spearman",
+    ]
+    positions = [page.index(marker) for marker in order]
+    assert positions == sorted(positions)
+    assert "<td>established: more modular</td>" in page  # held-out accuracy rises with better pretraining
+    assert "<td>not assessed</td>" in page and "not measured in this study" in page  # weight drift
+    assert "point to more modular" not in page and "disagree in direction" not in page
+
+
+def test_main_figure_leads_with_primary_metrics(frame):
+    from modlens.report import analyse_study
+    from modlens.report.study_report import MAIN_FIGURE, study_figures
+
+    analysis = analyse_study(frame, primary_metrics=("reuse_specificity", "mask_iou_excess"), power_studies=0)
+    fig = study_figures(analysis)[MAIN_FIGURE]
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles[:3] == ["reuse_specificity", "mask_iou_excess", "heldout_composite_accuracy"]
+
+
+def test_counts_table(page):
+    assert "<th>fine-tunes reaching the target</th>" in page and "<td>2 of 3</td>" in page
+    assert "<th>masks rejected as unfaithful</th>" in page
 
 
 def test_plotly_embedded_once_and_every_figure_present(page):
@@ -46,7 +91,7 @@ def test_plotly_embedded_once_and_every_figure_present(page):
     ids = re.findall(r'<div id="(fig-[^"]+)" class="plotly-graph-div"', page)
     assert ids == [
         "fig-main-figure-modularity-against-pretraining-quality",
-        "fig-rank-correlations-with-pretraining-loss",
+        "fig-within-group-rank-correlations-with-pretraining-loss",
         "fig-other-metrics-against-pretraining-quality",
         "fig-drift-by-depth",
     ]
@@ -55,9 +100,11 @@ def test_plotly_embedded_once_and_every_figure_present(page):
 
 def test_tables_config_and_provenance(page):
     assert "<h2>Per-checkpoint table</h2>" in page
-    assert "<th>pretraining loss (nats/token)</th>" in page and "<th>mask_iou</th>" in page
+    assert "<th>pretraining loss (nats/token)</th>" in page and "<th>mask_iou_excess</th>" in page
     assert re.search(r"<td>\d\.\d+ \[\d\.\d+, \d\.\d+\]</td>", page)  # mean [low, high] cells
-    assert "<h2>Random-init control</h2>" in page and "<h2>Rank correlations (pooled and per group)</h2>" in page
+    assert "<h2>Random-init control (descriptive)</h2>" in page
+    assert "<h2>Within-group rank correlations (and per group)</h2>" in page
+    assert "within-run permutation test" in page
     assert "abc123" in page and "&quot;preset&quot;" not in page and '"preset": "quick"' in page
 
 
@@ -67,7 +114,7 @@ def test_empty_frame_is_a_user_error(frame):
 
 
 def _study_store(root, frame):
-    store = Store.open(root, kind="study", config={"preset": "test"})
+    store = Store.open(root, kind="study", config={"preset": "test", "primary_metrics": ["mask_iou_excess"]})
     for unit, part in frame.groupby("unit"):
         rows = [{"table": "metrics", **row} for row in part.drop(columns=["unit"]).to_dict("records")]
         first = rows[0]
@@ -92,7 +139,7 @@ def test_write_from_store_without_chromium(frame, tmp_path, monkeypatch):
     _study_store(root, frame)
     monkeypatch.setenv("PATH", str(tmp_path))  # no Chromium on PATH: static figures are skipped, page written
     monkeypatch.delenv("MODLENS_CHROMIUM", raising=False)
-    files = write_study_report(root, n_boot=N_BOOT)
+    files = write_study_report(root, n_perm=N_PERM)
     assert files.html == root / "report.html" and files.figures == ()
     assert files.skipped and "Chromium" in files.skipped
     text = files.html.read_text(encoding="utf-8")
@@ -101,6 +148,8 @@ def test_write_from_store_without_chromium(frame, tmp_path, monkeypatch):
     for depth in (2, 3):
         assert f"Mask density by layer ({depth} layers; tuned models)" in text
     assert json.dumps("test") in text  # the store's config
+    assert files.answer.primary["metric"].tolist() == ["mask_iou_excess"]  # the config's primary metrics
+    assert "Of the 1 primary metric," in text
 
 
 def test_mask_figures_average_over_seeds_per_step():
