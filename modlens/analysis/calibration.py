@@ -20,7 +20,7 @@ import pandas as pd
 
 from modlens.analysis.permutation import normal_interval, within_run_test
 from modlens.analysis.primary import ALPHA, MAX_PRIMARY, holm
-from modlens.analysis.ranks import within_group_rho
+from modlens.analysis.ranks import MIN_UNITS, within_group_rho
 from modlens.analysis.synthetic import TRAJECTORY_LOSS
 from modlens.analysis.units import CONTROL_STEP, group_columns, run_ids, unit_values
 from modlens.errors import ConfigError
@@ -83,6 +83,12 @@ class Design:
         slope = (log_v[1] - log_v[0]) / (log_s[1] - log_s[0])  # extrapolate below the first known step
         inside = np.interp(at, log_s, log_v)
         return np.exp(np.where(at < log_s[0], log_v[0] + slope * (at - log_s[0]), inside))
+
+
+def testable(design: Design) -> bool:
+    """Whether the within-run test can reject at all: two or more pretrained checkpoints per run, and
+    enough units per group for a rank correlation."""
+    return len(design.steps) >= 2 and design.runs_per_group * len(design.steps) >= MIN_UNITS
 
 
 @dataclass(frozen=True)
@@ -205,6 +211,9 @@ def calibrate(
     """
     if n_studies < 1 or not 1 <= n_primary <= MAX_PRIMARY:
         raise ConfigError(f"need n_studies ≥ 1 and 1 to {MAX_PRIMARY} primary metrics")
+    if not testable(design):  # no permutation can move a value, or no group has a rank correlation
+        nan = (float("nan"),) * n_primary
+        return Calibration(design, rho, float("nan"), n_studies, (0.0,) * n_primary, nan, nan, 0.0)
     slope = calibrate_slope(design, rho, run_sd=run_sd, seed=seed + 1)
     rng = np.random.default_rng(seed)
     where = layout(design)

@@ -37,6 +37,13 @@ def test_quick_shape_cannot_establish_anything():
     assert underpowered(QUICK, n_studies=50)
 
 
+def test_untestable_design_has_no_power():
+    one_step = Design(2, 3, (1000,))  # nothing to permute within a run
+    result = calibrate(one_step, rho=0.5, n_studies=20)
+    assert result.established == (0.0, 0.0, 0.0) and np.isnan(result.slope)
+    assert power(Design(1, 1, (300, 1000)), n_studies=20) == 0.0  # two units: no rank correlation
+
+
 def test_slope_plants_the_stated_within_group_rho():
     slope = calibrate_slope(FULL, 0.5)
     rng = np.random.default_rng(99)  # fresh studies, not the calibration draw
