@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from modlens.analysis.correlation import N_PERM
 from modlens.analysis.permutation import normal_interval, within_run_test
 from modlens.analysis.primary import ALPHA, MAX_PRIMARY, holm
 from modlens.analysis.ranks import MIN_UNITS, within_group_rho
@@ -190,7 +191,7 @@ def calibrate(
     rho: float = 0.0,
     n_studies: int = 400,
     n_primary: int = MAX_PRIMARY,
-    n_perm: int = 199,
+    n_perm: int = N_PERM,
     alpha: float = ALPHA,
     ci: float = 0.95,
     run_sd: float = 1.0,
@@ -248,7 +249,7 @@ def power(
     rho: float = MODERATE_RHO,
     *,
     n_studies: int = 400,
-    n_perm: int = 199,
+    n_perm: int = N_PERM,
     run_sd: float = 1.0,
     seed: int = 0,
 ) -> float:
@@ -267,7 +268,7 @@ def calibration_table(
     *,
     rho: float = MODERATE_RHO,
     n_studies: int = 400,
-    n_perm: int = 199,
+    n_perm: int = N_PERM,
     run_sd: float = 1.0,
     seed: int = 0,
 ) -> pd.DataFrame:
