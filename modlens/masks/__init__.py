@@ -1,12 +1,23 @@
 """Learned masks: the sparse subnetwork of a frozen model that computes a subroutine."""
 
-from modlens.masks.apply import REPLACEMENTS, Keep, Replacement, masked, masked_logits, mean_activations
-from modlens.masks.chance import chance_accuracy
+from modlens.masks.apply import (
+    REPLACEMENTS,
+    Keep,
+    MeanBaseline,
+    Reference,
+    Replacement,
+    masked,
+    masked_logits,
+    masked_scores,
+    mean_activations,
+    mean_baseline,
+)
+from modlens.masks.chance import at_chance, chance_accuracy, chance_margin
 from modlens.masks.continuous_sparsification import ContinuousSparsification
 from modlens.masks.fit import METHODS, fit_mask
 from modlens.masks.hard_concrete import HardConcrete
 from modlens.masks.io import load_mask, save_mask
-from modlens.masks.mask import GRANULARITIES, Granularity, Mask, MaskError, iomin, iou, pairwise_overlap
+from modlens.masks.mask import GRANULARITIES, Granularity, Mask, MaskError, iomin, iou, pairwise_overlap, unit_groups
 
 __all__ = [
     "GRANULARITIES",
@@ -18,15 +29,22 @@ __all__ = [
     "Keep",
     "Mask",
     "MaskError",
+    "MeanBaseline",
+    "Reference",
     "Replacement",
+    "at_chance",
     "chance_accuracy",
+    "chance_margin",
     "fit_mask",
     "iomin",
     "iou",
     "load_mask",
     "masked",
     "masked_logits",
+    "masked_scores",
     "mean_activations",
+    "mean_baseline",
     "pairwise_overlap",
     "save_mask",
+    "unit_groups",
 ]

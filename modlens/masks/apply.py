@@ -3,23 +3,26 @@
 Removed units are replaced by a baseline: zero, or their mean activation over a reference batch
 (per position). For component masks the hooks compute ``m * x + (1 - m) * baseline`` on
 ``blocks.{l}.attn.hook_z`` (heads) and ``blocks.{l}.mlp.hook_post`` (neurons); a leading sample
-axis in the mask lets one forward pass carry several mask samples over a repeated batch.
+axis in the mask lets one forward pass carry several masks over a repeated batch.
 """
 
 import contextlib
 import functools
-from collections.abc import Iterator, MutableMapping
+import weakref
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from modlens._typing import Tensor
+from modlens._typing import Float, Tensor
 from modlens.masks.mask import Mask, MaskError
 from modlens.masks.units import layout_of, weight_modules
 from modlens.models.model import Model
 from modlens.tasks.batch import Batch
+from modlens.tasks.metrics import Metric
 
 Replacement = Literal["zero", "mean"]
 REPLACEMENTS: tuple[Replacement, ...] = ("zero", "mean")
@@ -40,6 +43,53 @@ def mean_activations(model: Model, reference: Batch) -> dict[str, Tensor]:
     names = [f(layer) for layer in range(model.spec.n_layers) for f in (head_hook, neuron_hook)]
     _, cache = model.bridge.run_with_cache(reference.tokens.to(model.device), names_filter=names)
     return {name: cache[name].mean(0) for name in names}
+
+
+@dataclass(frozen=True, eq=False)
+class MeanBaseline:
+    """The mean baseline of one model: every head's and neuron's mean over a reference batch, per position.
+
+    Made by ``mean_baseline``. Pass it wherever a ``reference`` batch is taken, to pay the forward pass
+    that computes the means once per model instead of once per call. It belongs to the model it was
+    computed on: using it on another model (a fine-tuned copy, say) raises ``MaskError``.
+
+    Attributes:
+        means: mean activation per hook name, ``[pos, ...]`` (``hook_z``: ``[pos, head, d_head]``,
+            ``hook_post``: ``[pos, d_mlp]``).
+        n_pos: the reference batch's sequence length; only batches of this length can be scored.
+        task: the reference batch's task name (informational).
+    """
+
+    means: Mapping[str, Tensor]
+    n_pos: int
+    task: str = ""
+    owner: Any = field(default=None, repr=False)  # a weak reference to the model the means belong to
+
+    def check_model(self, model: Model) -> None:
+        """Raises ``MaskError`` when these means were computed on another model."""
+        if self.owner is None or self.owner() is not model:
+            raise MaskError(
+                "this mean baseline was computed on another model; compute one per model with "
+                "mean_baseline(model, reference)"
+            )
+
+
+Reference = Batch | MeanBaseline
+"""What mean ablation takes its means over: a batch (one forward pass per call) or its precomputed means."""
+
+
+def mean_baseline(model: Model, reference: Batch) -> MeanBaseline:
+    """The means of every head and neuron of ``model`` over ``reference`` (one forward pass), to reuse."""
+    means = mean_activations(model, reference)
+    return MeanBaseline(means, reference.n_pos, reference.task, weakref.ref(model))
+
+
+def baselines_for(model: Model, reference: Reference) -> dict[str, Tensor]:
+    """The per-position means of ``model``'s units over ``reference`` (a batch, or its precomputed means)."""
+    if isinstance(reference, MeanBaseline):
+        reference.check_model(model)
+        return dict(reference.means)
+    return mean_activations(model, reference)
 
 
 def _blend(x: Tensor, m: Tensor, base: Tensor | None) -> Tensor:
@@ -148,7 +198,7 @@ def masked(
     *,
     keep: Keep = "inside",
     method: Replacement = "mean",
-    reference: Batch | None = None,
+    reference: Reference | None = None,
 ) -> Iterator[Any]:
     """Runs the model with a mask applied; yields the bridge (call it on tokens inside the block).
 
@@ -158,7 +208,8 @@ def masked(
             (``keep="outside"``: ablate the subnetwork).
         method: what removed heads and neurons become: ``"zero"`` or ``"mean"`` (their mean activation
             on ``reference``, per position). Weight masks support ``"zero"`` only.
-        reference: the batch the means are taken over (needed for ``method="mean"``).
+        reference: the batch the means are taken over (needed for ``method="mean"``), or its means
+            precomputed by ``mean_baseline(model, reference)``.
 
     Raises:
         MaskError: the mask was made for a model of another shape, or a bad option.
@@ -176,7 +227,7 @@ def masked(
         if method == "mean":
             if reference is None:
                 raise MaskError("method='mean' needs a reference batch to take the means over")
-            baselines = mean_activations(model, reference)
+            baselines = baselines_for(model, reference)
     else:
         if method != "zero":
             raise MaskError("weight masks replace removed weights by zero; pass method='zero'")
@@ -194,9 +245,67 @@ def masked_logits(
     *,
     keep: Keep = "inside",
     method: Replacement = "mean",
-    reference: Batch | None = None,
-) -> Tensor:
-    """Logits ``[batch, pos, d_vocab]`` of the masked model; the mean baseline defaults to ``batch`` itself."""
+    reference: Reference | None = None,
+) -> Float[Tensor, "batch pos d_vocab"]:
+    """Logits of the masked model; the mean baseline defaults to ``batch`` itself (pass ``reference`` to fix it)."""
     ref = reference if reference is not None else batch
     with masked(model, mask, keep=keep, method=method, reference=ref) as bridge:
         return bridge(batch.tokens.to(model.device))
+
+
+LOGIT_BUDGET = 2**25
+"""Most logits (elements) one stacked forward of ``masked_scores`` holds: 128 MiB in fp32."""
+
+
+@torch.no_grad()
+def masked_scores(
+    model: Model,
+    masks: Sequence[Mask],
+    batch: Batch,
+    *,
+    metric: Metric,
+    keep: Keep = "inside",
+    method: Replacement = "mean",
+    reference: Reference | None = None,
+) -> list[float]:
+    """``metric`` of the model under each mask, component masks stacked into as few forward passes as fit.
+
+    Equal to ``[metric(masked_logits(model, m, batch, ...), batch) for m in masks]``, but the baseline is
+    computed once, and component masks share forward passes over a repeated batch (up to
+    ``LOGIT_BUDGET`` logits at a time); weight masks run one by one.
+
+    Args:
+        model: the model.
+        masks: the masks, all of one granularity and shape.
+        batch: the examples scored.
+        metric: ``metric(logits, batch) -> scalar``.
+        keep, method, reference: as for ``masked_logits`` (means over ``batch`` itself by default).
+    """
+    if not masks:
+        return []
+    if any(m.granularity != "component" for m in masks):
+        return [
+            float(metric(masked_logits(model, m, batch, keep=keep, method=method, reference=reference), batch))
+            for m in masks
+        ]
+    if keep not in ("inside", "outside"):
+        raise MaskError(f"keep must be 'inside' or 'outside', got {keep!r}")
+    if method not in REPLACEMENTS:
+        raise MaskError(f"unknown replacement {method!r}; choose one of {', '.join(REPLACEMENTS)}")
+    for mask in masks:
+        mask.check_fits(model.spec)
+    baselines = None
+    if method == "mean":
+        baselines = baselines_for(model, reference if reference is not None else batch)
+    per_sample = len(batch) * batch.n_pos * model.spec.d_vocab
+    chunk = max(1, LOGIT_BUDGET // max(1, per_sample))
+    tokens = batch.tokens.to(model.device)
+    scores: list[float] = []
+    for start in range(0, len(masks), chunk):
+        group = masks[start : start + chunk]
+        active = [m if keep == "inside" else ~m for m in group]
+        values = {k: torch.stack([m.units[k] for m in active]).to(model.device, model.dtype) for k in group[0].units}
+        with install(model, "component", values, baselines) as bridge:
+            logits = bridge(tokens.repeat(len(group), 1))
+        scores += [float(metric(part, batch)) for part in logits.split(len(batch))]
+    return scores

@@ -26,3 +26,15 @@ def chance_accuracy(batch: Batch, *, whole_answer: bool = True) -> float:
     if whole_answer:
         return math.prod(per_position)
     return sum(per_position) / len(per_position)
+
+
+def chance_margin(chance: float, n: int) -> float:
+    """How far above ``chance`` an accuracy over ``n`` examples must lie to be told from guessing:
+    three binomial standard errors, and at least 0.02."""
+    return max(0.02, 3 * math.sqrt(chance * (1 - chance) / max(1, n)))
+
+
+def at_chance(accuracy: float, batch: Batch, *, whole_answer: bool = True) -> bool:
+    """Whether ``accuracy`` on ``batch`` is within ``chance_margin`` of ``chance_accuracy`` (or below it)."""
+    chance = chance_accuracy(batch, whole_answer=whole_answer)
+    return accuracy <= chance + chance_margin(chance, len(batch))

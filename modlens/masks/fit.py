@@ -9,8 +9,8 @@ from typing import Any, Literal
 import torch
 
 from modlens._typing import Tensor
-from modlens.masks.apply import Replacement, install, mean_activations, weight_layouts, weight_shapes
-from modlens.masks.chance import chance_accuracy
+from modlens.masks.apply import Reference, Replacement, baselines_for, install, weight_layouts, weight_shapes
+from modlens.masks.chance import at_chance, chance_accuracy
 from modlens.masks.continuous_sparsification import ContinuousSparsification
 from modlens.masks.hard_concrete import HardConcrete
 from modlens.masks.mask import GRANULARITIES, Mask, MaskError, shape_of
@@ -46,6 +46,7 @@ def fit_mask(
     init: float | None = None,
     n_samples: int | None = None,
     objective: Metric = loss,
+    reference: Reference | None = None,
     progress: bool = False,
 ) -> Mask:
     """Learns a mask over the frozen model's heads and neurons (or weights) for the subroutine in ``batch``.
@@ -63,13 +64,16 @@ def fit_mask(
         steps: optimiser steps.
         seed: seed of the minibatch order and the mask noise.
         ablation: what removed heads and neurons become during training: ``"zero"`` or ``"mean"`` (their
-            mean over ``batch``, per position). Weight masks always use zero.
+            mean over ``reference``, per position). Weight masks always use zero.
         batch_size: examples per step (the whole batch when smaller).
         lr: Adam learning rate of the logits (default: the method's).
         init: initial logit (default: the method's).
         n_samples: mask samples per step for ``"hard_concrete"`` (default 4; continuous
             sparsification is deterministic and always uses one).
         objective: the differentiable task loss (lower is better).
+        reference: the batch the mean baseline is taken over (default: ``batch``), or its means from
+            ``mean_baseline(model, reference)``; pass the same one when scoring
+            (``masked_logits(..., reference=...)``) so fitting and scoring remove units alike.
         progress: show a progress bar.
 
     Returns:
@@ -103,7 +107,11 @@ def fit_mask(
     shapes = _unit_shapes(model, granularity)
     logits = {k: torch.full(s, float(algo.init), device=device, requires_grad=True) for k, s in shapes.items()}
     n_units = sum(math.prod(s) for s in shapes.values())
-    baselines = mean_activations(model, batch) if granularity == "component" and ablation == "mean" else None
+    baselines = None
+    if granularity == "component" and ablation == "mean":
+        if reference is not None:
+            _check_length(reference, batch)
+        baselines = baselines_for(model, reference if reference is not None else batch)
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(list(logits.values()), lr=algo.lr)
     # the installed masks read ``values`` at every forward; start from keep-everything so every key is known
@@ -129,6 +137,7 @@ def fit_mask(
         "steps": steps,
         "seed": seed,
         "ablation": ablation if granularity == "component" else "zero",
+        "mean_over": "reference" if reference is not None else "fitted batch",
         "lr": algo.lr,
         "init": algo.init,
         "batch_size": batch_size,
@@ -175,11 +184,19 @@ def _warn_if_at_chance(model: Model, batch: Batch) -> None:
     """Warns when the unmasked model scores at chance: there is no computation to localize."""
     acc = float(answer_accuracy(model.logits(batch.tokens), batch))
     chance = chance_accuracy(batch)
-    margin = max(0.02, 3 * math.sqrt(chance * (1 - chance) / len(batch)))
-    if acc <= chance + margin:
+    if at_chance(acc, batch):
         warnings.warn(
             f"the model scores at chance on {batch.task or 'this task'} (accuracy {acc:.3f}, chance {chance:.3g}): "
             "there is nothing to localize, and a mask fitted here measures nothing",
             UserWarning,
             stacklevel=3,
+        )
+
+
+def _check_length(reference: Reference, batch: Batch) -> None:
+    """The mean baseline is per position: the reference must have the fitted sequences' length."""
+    if reference.n_pos != batch.n_pos:
+        raise MaskError(
+            f"the reference batch has sequences of {reference.n_pos} tokens, the fitted batch {batch.n_pos}; "
+            "mean ablation needs one length"
         )

@@ -152,13 +152,17 @@ class Mask:
         return iomin(self, other)
 
     def random_like(self, seed: int) -> "Mask":
-        """A random mask with as many kept units as this one in every tensor (a same-size control)."""
+        """A random mask with as many kept units as this one in every unit group (a same-size control).
+
+        Groups are those of ``unit_groups``: each layer's heads, each layer's neurons, each weight matrix.
+        """
         gen = torch.Generator().manual_seed(seed)
         units = {}
-        for key, value in self.units.items():
-            flat = torch.zeros(value.numel(), dtype=torch.bool)
-            flat[torch.randperm(value.numel(), generator=gen)[: int(value.sum())]] = True
-            units[key] = flat.view(value.shape)
+        for key, groups in unit_groups(self).items():
+            counts = groups.sum(1, keepdim=True)
+            # a uniformly random rank per unit within its group; the lowest ``count`` ranks are kept
+            ranks = torch.rand(groups.shape, generator=gen).argsort(1).argsort(1)
+            units[key] = (ranks < counts).view(self.units[key].shape)
         return self.replace(units, random_seed=seed)
 
     # -- components ---------------------------------------------------------------------------------
@@ -203,6 +207,18 @@ def _component_tensors(shape: Mapping[str, int], value: bool) -> dict[str, Tenso
         "head": torch.full((shape["n_layers"], shape["n_heads"]), value),
         "neuron": torch.full((shape["n_layers"], shape["d_mlp"]), value),
     }
+
+
+def unit_groups(mask: Mask) -> dict[str, Tensor]:
+    """Each unit tensor as ``[group, unit]``: a component mask's tensors by layer (the heads or neurons of
+    one layer), a weight mask's tensors whole (one matrix of one layer).
+
+    Same-size random controls (``Mask.random_like``) and the chance overlaps built on them
+    (``modlens.modularity.expected_iou`` and friends) keep the number of kept units in every group.
+    """
+    if mask.granularity == "component":
+        return {k: v.reshape(v.shape[0], -1) for k, v in mask.units.items()}
+    return {k: v.reshape(1, -1) for k, v in mask.units.items()}
 
 
 def _counts(a: Mask, b: Mask) -> tuple[int, int]:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 import pandas as pd
 import torch
 
-from modlens.masks.apply import Replacement, masked_logits
+from modlens.masks.apply import Keep, Reference, Replacement, masked_scores
 from modlens.masks.chance import chance_accuracy
 from modlens.masks.mask import Mask
 from modlens.models.model import Model
@@ -30,15 +30,19 @@ def masked_accuracy(
     mask: Mask,
     batch: Batch,
     *,
-    keep: str = "inside",
+    keep: Keep = "inside",
     method: Replacement = "mean",
     metric: Metric = answer_accuracy,
+    reference: Reference | None = None,
 ) -> float:
     """The metric of the model run with only the mask (``keep="inside"``) or without it (``"outside"``).
 
-    Removed units take their mean over ``batch`` itself (``method="mean"``) or zero.
+    Removed units take zero (``method="zero"``) or their mean (``"mean"``, per position) over ``reference``:
+    a fixed batch, or its means from ``mean_baseline``. Without a reference the means are taken over
+    ``batch`` itself, so two batches scored under one mask get different baselines; pass the reference the
+    mask was fitted with to score every batch against the same one.
     """
-    return float(metric(masked_logits(model, mask, batch, keep=keep, method=method), batch))  # type: ignore[arg-type]
+    return masked_scores(model, [mask], batch, keep=keep, method=method, metric=metric, reference=reference)[0]
 
 
 def subnetwork_score(
@@ -49,12 +53,14 @@ def subnetwork_score(
     *,
     method: Replacement = "mean",
     metric: Metric = answer_accuracy,
+    reference: Reference | None = None,
 ) -> float:
     """Lepori et al.'s subnetwork score: the subnetwork alone does its own subroutine and not the other.
 
     ``max(acc_sub(target), c) − max(acc_sub(other), c)``; expected > 0 for a mask of the target subroutine.
+    Means over ``reference`` (default: each scored batch itself; see ``masked_accuracy``).
     """
-    return _masked_lepori(model, mask, target, other, keep="inside", method=method, metric=metric)
+    return _masked_lepori(model, mask, target, other, keep="inside", method=method, metric=metric, reference=reference)
 
 
 def ablation_score(
@@ -65,20 +71,30 @@ def ablation_score(
     *,
     method: Replacement = "mean",
     metric: Metric = answer_accuracy,
+    reference: Reference | None = None,
 ) -> float:
     """Lepori et al.'s ablation score: removing the subnetwork breaks its subroutine and spares the other.
 
     ``max(acc_abl(target), c) − max(acc_abl(other), c)``; expected < 0 for a modular model.
+    Means over ``reference`` (default: each scored batch itself; see ``masked_accuracy``).
     """
-    return _masked_lepori(model, mask, target, other, keep="outside", method=method, metric=metric)
+    return _masked_lepori(model, mask, target, other, keep="outside", method=method, metric=metric, reference=reference)
 
 
 def _masked_lepori(
-    model: Model, mask: Mask, target: Batch, other: Batch, *, keep: str, method: Replacement, metric: Metric
+    model: Model,
+    mask: Mask,
+    target: Batch,
+    other: Batch,
+    *,
+    keep: Keep,
+    method: Replacement,
+    metric: Metric,
+    reference: Reference | None,
 ) -> float:
     """The Lepori difference of masked accuracies on the target and the other subroutine."""
-    acc_t = masked_accuracy(model, mask, target, keep=keep, method=method, metric=metric)
-    acc_o = masked_accuracy(model, mask, other, keep=keep, method=method, metric=metric)
+    acc_t = masked_accuracy(model, mask, target, keep=keep, method=method, metric=metric, reference=reference)
+    acc_o = masked_accuracy(model, mask, other, keep=keep, method=method, metric=metric, reference=reference)
     return lepori_score(acc_t, acc_o, chance_target=chance_for(metric, target), chance_other=chance_for(metric, other))
 
 
@@ -90,8 +106,11 @@ def inverse_mask_drops(
     *,
     method: Replacement = "mean",
     metric: Metric = answer_accuracy,
+    reference: Reference | None = None,
 ) -> pd.DataFrame:
     """Csordás et al.'s specialization test: accuracy drop on every subroutine when the mask is removed.
+
+    Means over ``reference`` (default: each scored batch itself; see ``masked_accuracy``).
 
     Returns:
         One row per subroutine: ``evaluated_on, full, ablated, drop`` (``drop = full − ablated``).
@@ -99,7 +118,7 @@ def inverse_mask_drops(
     rows = []
     for name, batch in batches.items():
         full = float(metric(model.logits(batch.tokens), batch))
-        ablated = masked_accuracy(model, mask, batch, keep="outside", method=method, metric=metric)
+        ablated = masked_accuracy(model, mask, batch, keep="outside", method=method, metric=metric, reference=reference)
         rows.append((name, full, ablated, full - ablated))
     return pd.DataFrame(rows, columns=["evaluated_on", "full", "ablated", "drop"])
 
@@ -114,9 +133,12 @@ def faithfulness(
     seed: int = 0,
     method: Replacement = "mean",
     metric: Metric = answer_accuracy,
+    reference: Reference | None = None,
 ) -> pd.DataFrame:
     """Metric with everything outside the circuit removed, over the full model's (Prakash et al. 2024),
-    beside random circuits of the same size per layer group.
+    beside random circuits of the same size per layer group (``Mask.random_like``).
+
+    ``check_faithfulness`` turns these measurements into the gate's verdict.
 
     Returns:
         Rows ``circuit`` (``"mask"`` or ``"random"``), ``draw``, ``score``, ``full``, ``faithfulness``
@@ -124,8 +146,11 @@ def faithfulness(
     """
     full = float(metric(model.logits(batch.tokens), batch))
     circuits = [("mask", 0, mask)] + [("random", i, mask.random_like(seed + i)) for i in range(n_random)]
-    rows = []
-    for kind, draw, circuit in circuits:
-        score = masked_accuracy(model, circuit, batch, keep="inside", method=method, metric=metric)
-        rows.append((kind, draw, score, full, score / full if full else float("nan")))
+    scores = masked_scores(
+        model, [c for _, _, c in circuits], batch, keep="inside", method=method, metric=metric, reference=reference
+    )
+    rows = [
+        (kind, draw, score, full, score / full if full else float("nan"))
+        for (kind, draw, _), score in zip(circuits, scores, strict=True)
+    ]
     return pd.DataFrame(rows, columns=["circuit", "draw", "score", "full", "faithfulness"])
