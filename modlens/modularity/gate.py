@@ -13,7 +13,7 @@ from modlens.masks.apply import Reference, Replacement, masked_scores
 from modlens.masks.chance import chance_margin
 from modlens.masks.mask import Mask, MaskError
 from modlens.models.model import Model
-from modlens.modularity.scores import chance_for
+from modlens.modularity.scores import chance_for, random_controls
 from modlens.tasks.batch import Batch
 from modlens.tasks.metrics import Metric, answer_accuracy
 
@@ -94,7 +94,7 @@ def check_faithfulness(
     if full is None:
         full = float(metric(model.logits(batch.tokens), batch))
     chance = chance_for(metric, batch)
-    circuits = [mask] + [mask.random_like(seed * 1_000_003 + i) for i in range(n_random)]
+    circuits = [mask, *random_controls(mask, n_random, seed)]
     kept, *random_kept = masked_scores(
         model, circuits, batch, keep="inside", method=method, metric=metric, reference=reference
     )

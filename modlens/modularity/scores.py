@@ -123,6 +123,15 @@ def inverse_mask_drops(
     return pd.DataFrame(rows, columns=["evaluated_on", "full", "ablated", "drop"])
 
 
+def random_controls(mask: Mask, n_random: int, seed: int) -> list[Mask]:
+    """``n_random`` random masks with as many units as ``mask`` in every group (``Mask.random_like``).
+
+    Draw ``i`` of seed ``s`` uses ``random_like(s * 1_000_003 + i)``, so the controls of masks fitted with
+    different seeds never share draws.
+    """
+    return [mask.random_like(seed * 1_000_003 + i) for i in range(n_random)]
+
+
 @torch.no_grad()
 def faithfulness(
     model: Model,
@@ -145,7 +154,7 @@ def faithfulness(
         (``score / full``; NaN when the full model scores 0).
     """
     full = float(metric(model.logits(batch.tokens), batch))
-    circuits = [("mask", 0, mask)] + [("random", i, mask.random_like(seed + i)) for i in range(n_random)]
+    circuits = [("mask", 0, mask)] + [("random", i, c) for i, c in enumerate(random_controls(mask, n_random, seed))]
     scores = masked_scores(
         model, [c for _, _, c in circuits], batch, keep="inside", method=method, metric=metric, reference=reference
     )

@@ -79,3 +79,63 @@ def test_mask_for_another_shape_or_bad_option_is_one_clear_error(two_heads, fami
     weights = Mask("weight", {"blocks.0.mlp.out": torch.ones(16, 32, dtype=torch.bool)}, shape)
     with pytest.raises(MaskError, match="zero"):
         masked_logits(two_heads, weights, batches["A"], method="mean")
+
+
+def test_a_reference_batch_fixes_the_baseline_of_every_scored_batch(two_heads, eval_batches):
+    """Scoring A and B under one mask uses the reference's means, equal to a forward patched by hand."""
+    from modlens.masks import mean_baseline
+    from modlens.tasks import Batch
+
+    reference = Batch.concat([eval_batches["A"][:40], eval_batches["B"][40:]])
+    head_a = Mask.from_components([Component(0, "head", 0)], two_heads.spec)
+    _, cache = two_heads.bridge.run_with_cache(reference.tokens, names_filter=["blocks.0.attn.hook_z"])
+    mean_z = cache["blocks.0.attn.hook_z"].mean(0)  # [pos, head, d_head]
+
+    def keep_head_0(z, hook):
+        out = mean_z.expand_as(z).clone()
+        out[:, :, 0] = z[:, :, 0]
+        return out
+
+    for batch in eval_batches.values():
+        by_hand = two_heads.bridge.run_with_hooks(batch.tokens, fwd_hooks=[("blocks.0.attn.hook_z", keep_head_0)])
+        got = masked_logits(two_heads, head_a, batch, reference=reference)
+        torch.testing.assert_close(got, by_hand, rtol=0, atol=ATOL)
+        again = masked_logits(two_heads, head_a, batch, reference=mean_baseline(two_heads, reference))
+        torch.testing.assert_close(again, got, rtol=0, atol=0)
+    # without a reference each batch is its own baseline (the earlier default): B's baseline differs
+    own = masked_logits(two_heads, head_a, eval_batches["B"])
+    assert (own - masked_logits(two_heads, head_a, eval_batches["B"], reference=reference)).abs().max() > 1e-3
+
+
+def test_masked_scores_equal_one_forward_per_mask(two_heads, eval_batches):
+    from modlens.masks import masked_scores
+    from modlens.tasks.metrics import answer_accuracy
+
+    batch = eval_batches["A"]
+    spec = two_heads.spec
+    masks = [Mask.from_components([Component(0, "head", h)], spec) for h in range(4)] + [Mask.full(spec)]
+    masks.append(masks[0].random_like(7))
+    for keep in ("inside", "outside"):
+        for method in ("mean", "zero"):
+            stacked = masked_scores(two_heads, masks, batch, metric=answer_accuracy, keep=keep, method=method)
+            one_by_one = [
+                float(answer_accuracy(masked_logits(two_heads, m, batch, keep=keep, method=method), batch))
+                for m in masks
+            ]
+            assert stacked == pytest.approx(one_by_one, abs=0)
+
+
+def test_mean_baseline_belongs_to_its_model_and_its_length(two_heads, batches):
+    from modlens.masks import fit_mask, mean_baseline
+    from modlens.tasks import Batch
+
+    means = mean_baseline(two_heads, batches["A"])
+    assert means.n_pos == 5 and set(means.means) == {"blocks.0.attn.hook_z", "blocks.0.mlp.hook_post"}
+    other = two_heads.with_weights(two_heads.hf)
+    with pytest.raises(MaskError, match="another model"), masked(other, Mask.full(other.spec), reference=means):
+        pass
+    short = Batch(batches["A"].tokens[:, :4], batches["A"].answer_mask[:, :4])
+    with pytest.raises(MaskError, match="reference batch has sequences of 4 tokens"):
+        fit_mask(two_heads, batches["A"], steps=1, reference=short)
+    with pytest.raises(MaskError, match="covers 4 positions but the input has 5"):
+        masked_logits(two_heads, Mask.full(two_heads.spec), batches["A"], reference=short)

@@ -52,11 +52,14 @@ def test_density_by_layer_is_tidy():
     assert row.loc[(1, "head"), "density"] == 0.0
 
 
-def test_random_like_keeps_sizes_per_tensor_and_is_seeded():
-    a = mask_of("L0H0", "L1N1", "L1N2")
+def test_random_like_keeps_sizes_per_layer_group_and_is_seeded():
+    a = mask_of("L0H0", "L1N1", "L1N2", "L1H1", "L1H3")
     r1, r2 = a.random_like(3), a.random_like(3)
-    assert r1.equals(r2)
-    assert int(r1.units["head"].sum()) == 1 and int(r1.units["neuron"].sum()) == 2
+    assert r1.equals(r2) and not r1.equals(a.random_like(4))
+    assert r1.units["head"].sum(1).tolist() == [1, 2] and r1.units["neuron"].sum(1).tolist() == [0, 2]
+    draws = [a.random_like(seed) for seed in range(200)]
+    hits = torch.stack([d.units["neuron"][1] for d in draws]).float().mean(0)  # every neuron of layer 1 drawn
+    assert hits.min() > 0.1 and hits.max() < 0.4  # about 2/8 each
 
 
 def test_component_mask_json_round_trip(tmp_path):
