@@ -110,7 +110,8 @@ class StudyConfig:
         split = self.task_split()
         if self.n_pretrain_composites > len(split.finetune):
             raise ConfigError(
-                f"n_pretrain_composites ({self.n_pretrain_composites}) exceeds the {len(split.finetune)} fine-tuning pairs"
+                f"n_pretrain_composites ({self.n_pretrain_composites}) exceeds the "
+                f"{len(split.finetune)} fine-tuning pairs"
             )
         self.family()  # validates the pretraining fields
 

@@ -7,29 +7,28 @@ last two for figures.
 """
 
 import math
-import warnings
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 
-from modlens.drift.activations import run_activation_drift
-from modlens.drift.summary import summarize_activation_drift, summarize_weight_drift
-from modlens.drift.weights import run_weight_drift
 from modlens.models.model import Model
 from modlens.modularity.disentanglement import weight_disentanglement
-from modlens.modularity.run import run_modularity
+from modlens.study.behaviour import accuracies, behaviour_metrics
 from modlens.study.config import StudyConfig
+from modlens.study.drift_profile import drift_profile
+from modlens.study.finetuning import finetune_checkpoint, finetune_config
+from modlens.study.mechanisms import SUBROUTINE_MECHANISMS, UNIT_MECHANISMS, mechanism_metrics
+from modlens.study.tasks import StudyTasks
 from modlens.tasks.metrics import answer_accuracy, loss
-from modlens.tasks.operations import PRIMITIVES
-from modlens.tasks.synthetic import SyntheticTask, sample_mixture
-from modlens.training.finetune import FinetuneConfig, FinetuneResult, finetune
+from modlens.tasks.synthetic import sample_mixture
+from modlens.training.finetune import finetune
 from modlens.zoo.build import QUALITY_FILE, Family, build_member
 from modlens.zoo.config import Member
 
-# Retention is a ratio of accuracies; below this base accuracy it measures noise, so it is left undefined.
-MIN_BASE_ACCURACY_FOR_RETENTION = 0.1
+FIXED_BUDGET = "_fixed_budget"
+"""Suffix of the metrics measured on the fixed-budget arm (every checkpoint fine-tuned for the same steps)."""
 
 
 def pretrain_unit(config: dict[str, Any], member: dict[str, Any], models_root: str) -> list[dict[str, Any]]:
@@ -44,52 +43,46 @@ def pretrain_unit(config: dict[str, Any], member: dict[str, Any], models_root: s
 def checkpoint_unit(
     config: dict[str, Any], member: dict[str, Any], step: int, models_root: str
 ) -> list[dict[str, Any]]:
-    """Fine-tunes one checkpoint and measures behavioural and mechanistic modularity of the result."""
+    """Fine-tunes one checkpoint and measures behavioural and mechanistic modularity of the result.
+
+    Behaviour is measured on both arms (stop-at-target, and the fixed budget with ``_fixed_budget``
+    names); mechanisms only on a fine-tune that reached the target (a model that does not do the task says
+    nothing about how it does it): otherwise those metrics are recorded as missing, and counted.
+    """
     study = StudyConfig(**_tuples(config))
     mem = Member(**member)
-    family = Family(study.family(), Path(models_root))
-    base = family.load(mem, step)
-    layout = study.family().layout
-    finetune_names, heldout_names, _ = study.task_split()
-    finetune_tasks = [SyntheticTask.from_name(n, layout) for n in finetune_names]
-    heldout_tasks = [SyntheticTask.from_name(n, layout) for n in heldout_names]
-    primitives = [SyntheticTask((p,), layout) for p in PRIMITIVES]
-    prim_test = sample_mixture(primitives, study.n_eval, split="test", seed=1)
-    heldout_test = sample_mixture(heldout_tasks, study.n_eval, split="test", seed=2)
-    finetune_test = sample_mixture(finetune_tasks, study.n_eval, split="test", seed=3)
-
+    base = Family(study.family(), Path(models_root)).load(mem, step)
+    tasks = StudyTasks(study)
+    prim_test = tasks.test("primitives")
     with torch.no_grad():
         base_prim_logits = base.logits(prim_test.tokens)
         pretrain_loss = float(loss(base_prim_logits, prim_test))
         pretrain_accuracy = float(answer_accuracy(base_prim_logits, prim_test))
-    tuned, lr = _finetune_best(base, finetune_tasks, primitives, study)
-    model = tuned.model
+    before = accuracies(base, tasks)
+    tuning = finetune_checkpoint(base, tasks)
+    tuned = tuning.target.model
     metrics: dict[tuple[str, str], float] = {
-        ("finetune_lr", ""): lr,
-        ("finetune_steps", ""): float(tuned.steps),
-        ("reached_target", ""): float(tuned.reached_target),
+        ("finetune_lr", ""): tuning.lr,
+        ("finetune_steps", ""): float(tuning.target.steps),
+        ("reached_target", ""): float(tuning.target.reached_target),
+        ("heldout_composite_accuracy_base", ""): before["heldout"],
+        ("finetune_composite_accuracy_base", ""): before["finetune"],
     }
-    with torch.no_grad():
-        after = float(answer_accuracy(model.logits(prim_test.tokens), prim_test))
-        metrics[("heldout_composite_accuracy", "")] = float(
-            answer_accuracy(model.logits(heldout_test.tokens), heldout_test)
-        )
-        metrics[("heldout_composite_accuracy_base", "")] = float(
-            answer_accuracy(base.logits(heldout_test.tokens), heldout_test)
-        )
-        metrics[("finetune_composite_accuracy", "")] = float(
-            answer_accuracy(model.logits(finetune_test.tokens), finetune_test)
-        )
-    metrics[("primitive_accuracy_after", "")] = after
-    metrics[("primitive_retention", "")] = (
-        after / pretrain_accuracy if pretrain_accuracy >= MIN_BASE_ACCURACY_FOR_RETENTION else math.nan
-    )
-    modularity, mask_layers = _modularity(model, base, study, layout)
-    metrics.update(modularity)
-    drift_metrics, drift_layers = _drift(base, model, finetune_test)
-    metrics.update(drift_metrics)
-    if study.disentanglement:
-        metrics[("disentanglement_error", "")] = _disentanglement(base, finetune_tasks, primitives, study, lr)
+    metrics |= {(k, ""): v for k, v in behaviour_metrics(tuned, before, tasks).items()}
+    fixed = behaviour_metrics(tuning.fixed_budget, before, tasks)
+    fixed |= drift_profile(base, tuning.fixed_budget, tasks.test("finetune"))[0]
+    metrics |= {(f"{k}{FIXED_BUDGET}", ""): v for k, v in fixed.items()}
+    drift_layers: list[dict[str, Any]] = []
+    mask_layers: list[dict[str, Any]] = []
+    if tuning.target.reached_target:
+        drift, drift_layers = drift_profile(base, tuned, tasks.test("finetune"))
+        metrics |= {(k, ""): v for k, v in drift.items()}
+        mechanisms, mask_layers = mechanism_metrics(base, tuned, tasks)
+        metrics |= mechanisms
+        if study.disentanglement:
+            metrics[("disentanglement_error", "")] = _disentanglement(base, tasks, tuning.lr)
+    else:
+        metrics |= {(name, sub): math.nan for name, sub in mechanism_names(study)}
 
     common = {
         "depth": mem.depth,
@@ -109,123 +102,26 @@ def checkpoint_unit(
     return rows
 
 
-def _finetune_best(
-    base: Model, tasks: list[SyntheticTask], replay: list[SyntheticTask], study: StudyConfig
-) -> tuple[FinetuneResult, float]:
-    """Fine-tunes once per learning rate; picks on validation: reached target, then fewer steps, then accuracy."""
-    results = []
-    for lr in study.lr_grid:
-        result = finetune(base, tasks, _finetune_config(study, lr), replay=replay, progress=False)
-        final_acc = float(result.history["val_accuracy"].iloc[-1])
-        results.append(((not result.reached_target, result.steps, -final_acc), lr, result))
-    best = min(results, key=lambda r: r[0])
-    return best[2], best[1]
+def mechanism_names(study: StudyConfig) -> list[tuple[str, str]]:
+    """Every mechanistic metric a unit reports, as ``(metric, subroutine)`` (NaN when the fine-tune missed)."""
+    names = [(name, "") for name in ("weight_drift_upper_share", "cka_drift_upper_share", *UNIT_MECHANISMS)]
+    names += [(name, sub) for name in SUBROUTINE_MECHANISMS for sub in study.subroutines]
+    return names + ([("disentanglement_error", "")] if study.disentanglement else [])
 
 
-# run_modularity's metric -> the study's metric name; averaged over mask seeds (and partner subroutines).
-_MODULARITY_METRICS = {
-    "subnetwork_score": "subnetwork_score",
-    "ablation_score": "ablation_score",
-    "compositionality_rate": "structural_compositionality",
-    "iou": "mask_iou",
-    "iomin": "mask_iomin",
-    "consistency": "mask_consistency",
-    "inheritance_precision": "inheritance_precision",
-    "inheritance_recall": "inheritance_recall",
-    "faithfulness": "faithfulness",
-    "faithfulness_random": "faithfulness_random",
-    "density": "mask_density",
-}
-
-
-def _modularity(
-    model: Model, base: Model, study: StudyConfig, layout: Any
-) -> tuple[dict[tuple[str, str], float], list[dict[str, Any]]]:
-    """The modularity metrics (means over mask seeds), and the masks' kept fraction per layer and unit group
-    (``model`` tuned or base, per subroutine, mean over mask seeds)."""
-    subroutines = {name: SyntheticTask((name,), layout) for name in study.subroutines}
-    with warnings.catch_warnings():
-        # The random-init control scores at chance by design; its "nothing to localize" warning is expected.
-        warnings.simplefilter("ignore", UserWarning)
-        frame = run_modularity(
-            model,
-            subroutines,
-            seeds=study.mask_seeds,
-            sparsity=study.mask_sparsity,
-            steps=study.mask_steps,
-            n_fit=study.n_mask_examples,
-            n_eval=study.n_mask_examples,
-            n_random=1,
-            base=base,
-        )
-    out: dict[tuple[str, str], float] = {}
-    for (name, sub), part in frame[frame["metric"].isin(list(_MODULARITY_METRICS))].groupby(["metric", "subroutine"]):
-        # IoU/IoMin are symmetric between the two subroutines: report them once.
-        key = (_MODULARITY_METRICS[name], "" if name in ("iou", "iomin") else str(sub))
-        out[key] = float(part["value"].mean())
-    return out, _mask_layers(frame)
-
-
-def _mask_layers(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    parts = []
-    for model_name, attr in (("tuned", "masks"), ("base", "base_masks")):
-        for (subroutine, _seed), mask in frame.attrs.get(attr, {}).items():
-            parts.append(mask.density_by_layer().assign(model=model_name, subroutine=subroutine))
-    if not parts:
-        return []
-    keys = ["model", "subroutine", "layer", "group"]
-    per_layer = pd.concat(parts).groupby(keys, as_index=False, sort=True)["density"].mean()
-    return [
-        {**row, "layer": int(row["layer"]), "density": float(row["density"])} for row in per_layer.to_dict("records")
-    ]
-
-
-def _drift(base: Model, tuned: Model, batch: Any) -> tuple[dict[tuple[str, str], float], list[dict[str, Any]]]:
-    weights = run_weight_drift(base, tuned)
-    activations = run_activation_drift(base, tuned, batch[:64], measures=("linear_cka",))
-    n_layers = base.spec.n_layers
-    w = summarize_weight_drift(weights, n_layers=n_layers).set_index("measure").loc["rel_change"]
-    a = summarize_activation_drift(activations, n_layers=n_layers)
-    a = a[(a["measure"] == "1-linear_cka") & (a["hook"] == "resid_post")].iloc[0]
-    metrics = {
-        ("weight_drift_upper_share", ""): float(w["upper_share"]),
-        ("weight_drift_mean_depth", ""): float(w["mean_depth"]),
-        ("cka_drift_upper_share", ""): float(a["upper_share"]),
-        ("cka_drift_mean_depth", ""): float(a["mean_depth"]),
-    }
-    layered = weights[weights["layer"].notna() & weights["head"].isna()]
-    per_layer = layered.groupby(layered["layer"].astype(int))["rel_change"].mean()
-    resid = activations[activations["hook"] == "resid_post"].set_index("layer")["linear_cka"]
-    layers = [
-        {"layer": int(layer), "weight_rel_change": float(value), "cka_drift": float(1.0 - resid.get(layer, math.nan))}
-        for layer, value in per_layer.items()
-    ]
-    return metrics, layers
-
-
-def _disentanglement(
-    base: Model, tasks: list[SyntheticTask], replay: list[SyntheticTask], study: StudyConfig, lr: float
-) -> float:
+def _disentanglement(base: Model, tasks: StudyTasks, lr: float) -> float:
     """Mean disentanglement error over the α grid for task vectors of the two halves of the fine-tuning tasks."""
-    halves = {"A": tasks[: len(tasks) // 2], "B": tasks[len(tasks) // 2 :]}
-    config = _finetune_config(study, lr)
-    tuned = {n: finetune(base, ts, config, replay=replay, progress=False).model for n, ts in halves.items()}
+    study = tasks.study
+    halves = {"A": tasks.finetune[: len(tasks.finetune) // 2], "B": tasks.finetune[len(tasks.finetune) // 2 :]}
+    replay, weights = tasks.replay
+    config = finetune_config(study, lr, study.finetune_max_steps)
+    tuned = {
+        n: finetune(base, ts, config, replay=replay, replay_weights=weights, progress=False).model
+        for n, ts in halves.items()
+    }
     batches = {n: sample_mixture(ts, study.n_eval, split="test", seed=4) for n, ts in halves.items()}
     grid = weight_disentanglement(base, tuned, batches, alphas=study.disentanglement_alphas)
     return float(grid["error"].mean())
-
-
-def _finetune_config(study: StudyConfig, lr: float) -> FinetuneConfig:
-    return FinetuneConfig(
-        max_steps=study.finetune_max_steps,
-        target_accuracy=study.target_accuracy,
-        eval_every=study.eval_every,
-        batch_size=study.finetune_batch_size,
-        lr=lr,
-        replay_fraction=study.replay_fraction,
-        n_val=study.n_eval,
-        seed=0,
-    )
 
 
 def _tuples(config: dict[str, Any]) -> dict[str, Any]:

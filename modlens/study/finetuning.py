@@ -1,0 +1,90 @@
+"""Fine-tuning one checkpoint as the study does: a learning rate chosen on validation, two arms.
+
+The stop-at-target arm stops once validation accuracy on the fine-tuning composites reaches the target; the
+fixed-budget arm is the same run after exactly ``fixed_budget_steps`` steps, whatever its accuracy, so every
+checkpoint gets the same budget and step count cannot pass for modularity.
+"""
+
+from dataclasses import dataclass
+
+from modlens.models.model import Model
+from modlens.study.config import StudyConfig
+from modlens.study.tasks import StudyTasks
+from modlens.training.finetune import FinetuneConfig, FinetuneResult, finetune
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """The chosen fine-tune of one checkpoint.
+
+    Attributes:
+        target: the stop-at-target arm (its ``model``, ``steps`` and ``reached_target``).
+        fixed_budget: the model after exactly ``fixed_budget_steps`` steps at the same learning rate.
+        lr: the learning rate chosen on validation.
+        tried: learning rate -> (reached target, steps, final validation accuracy), for the record.
+    """
+
+    target: FinetuneResult
+    fixed_budget: Model
+    lr: float
+    tried: dict[float, tuple[bool, int, float]]
+
+
+def finetune_checkpoint(base: Model, tasks: StudyTasks) -> Tuning:
+    """Fine-tunes ``base`` once per learning rate and keeps the best on validation: reached the target first,
+    then fewer steps, then higher accuracy.
+
+    Rates run from the largest down; once one has reached the target in ``s`` steps, later rates run at most
+    ``s`` steps (they could only win by reaching it sooner), which picks the same rate as running all to the
+    end (a base that already meets the target needs no other rate). The winner's fixed-budget snapshot comes
+    from the same run, rerun (deterministically) when the winner's run stopped before the budget.
+    """
+    study = tasks.study
+    replay, weights = tasks.replay
+    best: tuple[tuple[bool, int, float], float, FinetuneResult] | None = None
+    tried: dict[float, tuple[bool, int, float]] = {}
+    for lr in sorted(study.lr_grid, reverse=True):
+        cap = best[2].steps if best is not None and best[2].reached_target else study.finetune_max_steps
+        if cap == 0:  # the base already meets the target: no rate can do better than no step at all
+            break
+        fixed = study.fixed_budget_steps if best is None else None
+        result = finetune(
+            base,
+            tasks.finetune,
+            finetune_config(study, lr, cap, fixed),
+            replay=replay,
+            replay_weights=weights,
+            progress=False,
+        )
+        accuracy = float(result.history["val_accuracy"].iloc[-1])
+        tried[lr] = (result.reached_target, result.steps, accuracy)
+        rank = (not result.reached_target, result.steps, -accuracy)
+        if best is None or rank < best[0]:
+            best = (rank, lr, result)
+    assert best is not None
+    _, lr, result = best
+    if result.fixed_budget is None:
+        config = finetune_config(study, lr, study.finetune_max_steps, study.fixed_budget_steps)
+        result_with_budget = finetune(
+            base, tasks.finetune, config, replay=replay, replay_weights=weights, progress=False
+        )
+        assert result_with_budget.fixed_budget is not None
+        fixed_model = result_with_budget.fixed_budget
+    else:
+        fixed_model = result.fixed_budget
+    return Tuning(target=result, fixed_budget=fixed_model, lr=lr, tried=tried)
+
+
+def finetune_config(study: StudyConfig, lr: float, max_steps: int, fixed_steps: int | None = None) -> FinetuneConfig:
+    """The study's fine-tuning settings at one learning rate and step budget."""
+    return FinetuneConfig(
+        max_steps=max_steps,
+        target_accuracy=study.target_accuracy,
+        eval_every=study.eval_every,
+        batch_size=study.finetune_batch_size,
+        lr=lr,
+        replay_fraction=study.replay_fraction,
+        n_val=study.n_eval,
+        seed=0,
+        fixed_steps=fixed_steps,
+    )

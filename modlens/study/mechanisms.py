@@ -1,0 +1,235 @@
+"""Mechanistic modularity of one fine-tuned checkpoint: do the composites run through the primitives' parts?
+
+For each subroutine ``f`` and mask seed, ``f``'s *part* is learned on the base checkpoint (and, beside it, on
+the tuned model — the only variant for a random-init base): the smallest set of heads and neurons whose
+removal breaks primitive ``f`` while the other primitives keep working (``modlens.masks.removal``). A part
+passes its gate when removing it takes away at least ``faithful_min_kept`` of ``f``'s accuracy and a random
+part of the same size clearly less; only gated parts are scored. The primitives a part *carries* are those
+whose accuracy its removal at least halves in the model it was learned on (``f``, and any primitive that
+shares its machinery, e.g. ``double`` with ``increment``).
+
+The primary metric, *reuse specificity*, ablates ``f``'s base part in the tuned model: the mean accuracy drop
+on composites that use a carried primitive minus the mean drop on those that use none (trained and held-out
+pairs separately). Lepori's structural compositionality is computed on the composite task itself: subnetwork
+masks for its two steps (the written intermediate and the final result) fitted on the tuned model, each
+ablation hurting its own step and sparing the other, gated for faithfulness. Overlaps are reported minus
+their expectation for random masks of the same sizes. Every mean ablation takes its means over one fixed
+reference batch (``StudyTasks.reference``).
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from modlens.masks.apply import MeanBaseline, masked_logits, mean_baseline
+from modlens.masks.chance import chance_accuracy
+from modlens.masks.fit import fit_mask
+from modlens.masks.mask import Mask
+from modlens.masks.removal import check_necessity, fit_removal_mask
+from modlens.models.model import Model
+from modlens.modularity import (
+    check_faithfulness,
+    compositionality_rate,
+    expected_iomin,
+    expected_iou,
+    expected_precision,
+    mask_consistency,
+    reuse_specificity,
+    run_reuse,
+)
+from modlens.study.tasks import StudyTasks
+from modlens.tasks.batch import Batch
+from modlens.tasks.metrics import answer_accuracy
+from modlens.tasks.operations import PRIMITIVES, parse_task_name
+
+SUBROUTINE_MECHANISMS = (
+    "reuse_specificity",
+    "reuse_specificity_heldout",
+    "reuse_specificity_tuned_mask",
+    "reuse_specificity_tuned_mask_heldout",
+    "mask_consistency",
+    "inheritance_precision_excess",
+    "inheritance_recall_excess",
+)
+UNIT_MECHANISMS = (
+    "structural_compositionality",
+    "subnetwork_score",
+    "ablation_score",
+    "mask_iou_excess",
+    "mask_iomin_excess",
+    "mask_rejection_rate",
+    "faithfulness",
+    "mask_density",
+)
+N_PER_TASK = 32  # test examples per composite (and per primitive) in the reuse test
+CARRIES = 0.5  # a part carries a primitive when removing it at least halves that primitive's accuracy
+
+
+@dataclass(frozen=True)
+class Part:
+    """A learned part of one subroutine, whether it passed its gate, and the primitives it carries."""
+
+    mask: Mask
+    passed: bool
+    carries: tuple[str, ...]
+
+
+def mechanism_metrics(
+    base: Model, tuned: Model, tasks: StudyTasks
+) -> tuple[dict[tuple[str, str], float], list[dict[str, Any]]]:
+    """The mechanistic metrics of one unit (keys ``(metric, subroutine)``) and per-layer part sizes."""
+    study = tasks.study
+    means = {"base": mean_baseline(base, tasks.reference), "tuned": mean_baseline(tuned, tasks.reference)}
+    models = {"base": base, "tuned": tuned}
+    parts = {
+        (name, sub, seed): _part(models[name], means[name], tasks, sub, seed)
+        for name in models
+        for sub in study.subroutines
+        for seed in study.mask_seeds
+    }
+    composites = {"": tasks.per_task("finetune", N_PER_TASK), "_heldout": tasks.per_task("heldout", N_PER_TASK)}
+    out: dict[tuple[str, str], float] = {}
+    for sub in study.subroutines:
+        for source, metric in (("base", "reuse_specificity"), ("tuned", "reuse_specificity_tuned_mask")):
+            for kind, batches in composites.items():
+                values = [
+                    _specificity(tuned, means["tuned"], parts[(source, sub, s)], batches) for s in study.mask_seeds
+                ]
+                out[(metric + kind, sub)] = _mean(values)
+        own = [parts[("tuned", sub, s)] for s in study.mask_seeds]
+        out[("mask_consistency", sub)] = mask_consistency([p.mask for p in own if p.passed])
+        pairs = [(parts[("base", sub, s)], parts[("tuned", sub, s)]) for s in study.mask_seeds]
+        inherited = [_inheritance(b.mask, t.mask) for b, t in pairs if b.passed and t.passed]
+        out[("inheritance_precision_excess", sub)] = _mean([p for p, _ in inherited])
+        out[("inheritance_recall_excess", sub)] = _mean([r for _, r in inherited])
+    first, second = study.subroutines
+    both = [(parts[("tuned", first, s)], parts[("tuned", second, s)]) for s in study.mask_seeds]
+    gated = [(a.mask, b.mask) for a, b in both if a.passed and b.passed]
+    out[("mask_iou_excess", "")] = _mean([a.iou(b) - expected_iou(a, b) for a, b in gated])
+    out[("mask_iomin_excess", "")] = _mean([a.iomin(b) - expected_iomin(a, b) for a, b in gated])
+    steps, step_gates = _structural_compositionality(tuned, means["tuned"], tasks)
+    out |= {(name, ""): value for name, value in steps.items()}
+    verdicts = [p.passed for p in parts.values()] + [passed for passed, _ in step_gates]
+    out[("mask_rejection_rate", "")] = float(np.mean([not v for v in verdicts]))
+    out[("faithfulness", "")] = _mean([kept for _, kept in step_gates])
+    out[("mask_density", "")] = _mean([p.mask.density for (name, _, _), p in parts.items() if name == "tuned"])
+    return out, _mask_layers(parts)
+
+
+def _part(model: Model, means: MeanBaseline, tasks: StudyTasks, sub: str, seed: int) -> Part:
+    """``sub``'s part in ``model``: learned on train splits, gated and read on test splits."""
+    study = tasks.study
+    target, keep = tasks.part_batches(sub, split="train")
+    mask = fit_removal_mask(model, target, keep, reference=means, steps=study.mask_steps, seed=seed)
+    own, others = tasks.part_batches(sub, split="test")
+    gate = check_necessity(
+        model,
+        mask,
+        own,
+        others,
+        reference=means,
+        n_random=study.faithful_random_draws,
+        min_removed=study.faithful_min_kept,
+        min_margin=study.faithful_margin,
+        seed=seed,
+    )
+    if not gate.passed:
+        return Part(mask, False, ())
+    prims = tasks.per_task("primitives", N_PER_TASK)
+    drops = run_reuse(model, mask, {sub: prims[sub]}, {p: b for p, b in prims.items() if p != sub}, reference=means)
+    carried = tuple(row.composite for row in drops.itertuples() if row.full > 0 and row.ablated <= CARRIES * row.full)
+    return Part(mask, True, tuple(p for p in PRIMITIVES if p in carried))
+
+
+def _specificity(tuned: Model, means: MeanBaseline, part: Part, batches: dict[str, Batch]) -> float:
+    """Mean drop on composites using a primitive the part carries minus the mean drop on the others."""
+    if not part.passed:
+        return float("nan")
+    uses = {n: bool(set(parse_task_name(n)) & set(part.carries)) for n in batches}
+    with_f = {n: b for n, b in batches.items() if uses[n]}
+    without = {n: b for n, b in batches.items() if not uses[n]}
+    if not with_f or not without:
+        return float("nan")
+    return reuse_specificity(run_reuse(tuned, part.mask, with_f, without, reference=means))
+
+
+def _inheritance(base: Mask, tuned: Mask) -> tuple[float, float]:
+    """Precision ``|B ∩ T| / |B|`` and recall ``|B ∩ T| / |T|`` minus their random-mask expectations."""
+    if not base.size or not tuned.size:
+        return float("nan"), float("nan")
+    inter = (base & tuned).size
+    precision = inter / base.size - expected_precision(base, tuned)
+    recall = inter / tuned.size - expected_precision(tuned, base)
+    return precision, recall
+
+
+def _structural_compositionality(
+    tuned: Model, means: MeanBaseline, tasks: StudyTasks
+) -> tuple[dict[str, float], list[tuple[bool, float]]]:
+    """Lepori's scores for the composite task's two steps on the tuned model, and each step mask's gate
+    ``(passed, kept fraction)``; NaN without written steps."""
+    names = ("structural_compositionality", "subnetwork_score", "ablation_score")
+    if not tasks.layout.write_intermediates:
+        return dict.fromkeys(names, float("nan")), []
+    study = tasks.study
+    steps = tasks.step_batches()
+    rows, gates = [], []
+    for step, (fit, held) in steps.items():
+        other = next(s for s in steps if s != step)
+        for seed in study.mask_seeds:
+            mask = fit_mask(
+                tuned, fit, seed=seed, sparsity=study.mask_sparsity, steps=study.mask_steps, reference=means
+            )
+            gate = check_faithfulness(
+                tuned,
+                mask,
+                held,
+                reference=means,
+                n_random=study.faithful_random_draws,
+                min_kept=study.faithful_min_kept,
+                min_margin=study.faithful_margin,
+                seed=seed,
+            )
+            gates.append((gate.passed, gate.ratio))
+            if not gate.passed:
+                continue
+            inside = {s: _masked(tuned, mask, steps[s][1], "inside", means) for s in (step, other)}
+            outside = {s: _masked(tuned, mask, steps[s][1], "outside", means) for s in (step, other)}
+            floor = {s: chance_accuracy(steps[s][1]) for s in (step, other)}
+            rows.append(
+                {
+                    "subnetwork_score": max(inside[step], floor[step]) - max(inside[other], floor[other]),
+                    "ablation_score": max(outside[step], floor[step]) - max(outside[other], floor[other]),
+                }
+            )
+    scores = pd.DataFrame(rows, columns=["subnetwork_score", "ablation_score"])
+    out = {
+        "structural_compositionality": compositionality_rate(scores) if rows else float("nan"),
+        "subnetwork_score": _mean(scores["subnetwork_score"].tolist()),
+        "ablation_score": _mean(scores["ablation_score"].tolist()),
+    }
+    return out, gates
+
+
+@torch.no_grad()
+def _masked(model: Model, mask: Mask, batch: Batch, keep: str, means: MeanBaseline) -> float:
+    logits = masked_logits(model, mask, batch, keep=keep, method="mean", reference=means)  # type: ignore[arg-type]
+    return float(answer_accuracy(logits, batch))
+
+
+def _mask_layers(parts: dict[tuple[str, str, int], Part]) -> list[dict[str, Any]]:
+    """Size of each part per layer and unit group, per model (base/tuned) and subroutine, mean over seeds."""
+    frames = [p.mask.density_by_layer().assign(model=name, subroutine=sub) for (name, sub, _), p in parts.items()]
+    keys = ["model", "subroutine", "layer", "group"]
+    per_layer = pd.concat(frames).groupby(keys, as_index=False, sort=True)["density"].mean()
+    return [
+        {**row, "layer": int(row["layer"]), "density": float(row["density"])} for row in per_layer.to_dict("records")
+    ]
+
+
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
