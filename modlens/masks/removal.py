@@ -33,18 +33,19 @@ def fit_removal_mask(
     seed: int = 0,
     batch_size: int = 32,
     size_weight: float = 0.5,
-    break_weight: float = 2.0,
+    break_weight: float = 0.5,
     lr: float = 0.05,
     init: float = -1.0,
     max_temperature: float = 200.0,
 ) -> Mask:
     """Learns the heads and neurons whose mean ablation breaks ``target`` while ``keep`` still works.
 
-    Objective per step: ``loss(keep) + break_weight · p(target answer) + size_weight · removed fraction``, with
+    Objective per step: ``loss(keep) + break_weight · hinge(target) + size_weight · removed fraction``, with
     the removed fraction ``sigmoid(T r)`` annealed from ``T = 1`` to ``max_temperature`` (continuous
-    sparsification); the final part is ``r > 0``. The probability of the right answer tokens, not their
-    loss, is what the target term lowers: it is bounded, so breaking the target cannot outweigh keeping
-    the rest.
+    sparsification); the final part is ``r > 0``. The target term is the mean hinge ``max(0, logit of the
+    answer − best other logit + 1)`` over answer tokens: unlike the answer's probability it does not saturate
+    where the model is sure, unlike ``-log(1 - p)`` it does not explode there, and it vanishes once the
+    answer is lost, so breaking the target never outweighs keeping the rest.
 
     Args:
         model: the model (never modified).
@@ -85,7 +86,7 @@ def fit_removal_mask(
             k = keep[torch.randperm(len(keep), generator=gen)[:batch_size]].to(device)
             out = bridge(torch.cat([t.tokens, k.tokens]))
             size = sum(v.sum() for v in removed.values()) / n_units
-            total = loss(out[len(t) :], k) + break_weight * _answer_probability(out[: len(t)], t)
+            total = loss(out[len(t) :], k) + break_weight * _answer_hinge(out[: len(t)], t)
             total = total + size_weight * size
             opt.zero_grad(set_to_none=True)
             total.backward()
@@ -95,11 +96,13 @@ def fit_removal_mask(
     return Mask("component", part, shape_of(spec), meta=meta)
 
 
-def _answer_probability(logits: Tensor, batch: Batch) -> Tensor:
-    """Mean probability of the right token at the answer positions."""
-    pred, target, mask = logits[:, :-1], batch.tokens[:, 1:], batch.answer_mask[:, 1:]
-    p = pred.float().softmax(-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
-    return (p * mask).sum() / mask.sum().clamp_min(1)
+def _answer_hinge(logits: Tensor, batch: Batch, margin: float = 1.0) -> Tensor:
+    """Mean ``max(0, answer logit − best other logit + margin)`` over the answer tokens."""
+    pred, target, mask = logits[:, :-1].float(), batch.tokens[:, 1:], batch.answer_mask[:, 1:]
+    right = pred.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    best_other = pred.scatter(-1, target.unsqueeze(-1), float("-inf")).amax(-1)
+    hinge = torch.relu(right - best_other + margin)
+    return (hinge * mask).sum() / mask.sum().clamp_min(1)
 
 
 @dataclass(frozen=True)

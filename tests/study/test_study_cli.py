@@ -13,6 +13,7 @@ import pytest
 
 from modlens.cli import main
 from modlens.study import PRESETS, plan_checkpoints, plan_pretraining, run_study
+from modlens.study.units import mechanism_names
 
 # The tiny preset's pretraining units are 2 (seeds) and its checkpoint units 4 (2 seeds x steps 0, 20).
 N_PRETRAIN, N_CHECKPOINT = 2, 4
@@ -27,37 +28,38 @@ def test_tiny_study_through_the_cli(tmp_path, capsys) -> None:
     assert main(["study", "--preset", "tiny", "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert "How much does pretraining quality affect the modularity of fine-tuned models?" in printed
+    assert "underpowered" in printed
     recs = records(out)
     assert len(recs) == N_PRETRAIN + N_CHECKPOINT
     assert all("provenance" in r["meta"] or "packages" in json.dumps(r["meta"]) for r in recs.values())
     metrics = pd.read_csv(out / "metrics.csv")
-    expected = {
+    behaviour = {
         "heldout_composite_accuracy",
+        "heldout_composite_accuracy_fixed_budget",
         "primitive_accuracy_after",
         "finetune_steps",
         "reached_target",
         "finetune_lr",
-        "subnetwork_score",
-        "ablation_score",
-        "mask_iou",
-        "mask_consistency",
-        "inheritance_precision",
-        "weight_drift_upper_share",
-        "cka_drift_mean_depth",
+        "weight_drift_upper_share_fixed_budget",
     }
-    assert expected <= set(metrics["metric"])
+    mechanisms = {name for name, _ in mechanism_names(PRESETS["tiny"])}
+    assert {"reuse_specificity", "structural_compositionality", "mask_rejection_rate"} <= mechanisms
+    assert behaviour | mechanisms <= set(metrics["metric"])
+    assert not {"cka_drift_mean_depth", "weight_drift_mean_depth", "mask_iou"} & set(metrics["metric"])
     assert set(metrics["step"]) == {0, 20} and set(metrics["seed"]) == {0, 1}
+    # 20 pretraining steps and 10 fine-tuning steps reach no target: every unit is counted as missing it,
+    # and its mechanistic metrics are recorded as missing (never as zero)
+    reached = metrics[metrics["metric"] == "reached_target"]
+    assert len(reached) == N_CHECKPOINT and (reached["value"] == 0).all()
+    assert metrics[metrics["metric"].isin(mechanisms)]["value"].isna().all()
+    assert metrics[metrics["metric"].isin(behaviour)]["value"].notna().all()
     # the random-init control and the pretrained checkpoint share nothing but their initialisation
     losses = metrics.groupby("step")["pretrain_loss"].mean()
     assert losses[20] < losses[0]
-    masks = pd.read_csv(out / "mask_layers.csv")
-    assert set(masks["model"]) == {"tuned", "base"} and set(masks["subroutine"]) == {"reverse", "increment"}
-    assert set(masks["layer"]) == {0} and masks["density"].between(0, 1).all()
-    assert len(masks) == 2 * 2 * 2 * N_CHECKPOINT  # (tuned, base) x subroutines x (heads, mlp) per checkpoint
     report = (out / "report.html").read_text()
-    assert "Mask density by layer (1 layer; tuned models)" in report
     assert "How much does pretraining quality affect the modularity of fine-tuned models?" in report
-    assert "random-init control" in report.lower() and report.count("<div") > 3
+    assert report.count("0 of 2") == 2  # fine-tunes that reached the target, counted per level in the report
+    assert report.count("<div") > 3
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["kind"] == "study" and manifest["config"]["seeds"] == [0, 1]
     # rerunning without --resume refuses; with --resume it reuses every record
