@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from modlens.analysis.calibration import MODERATE_RHO, POWER_TARGET, Design, power
+from modlens.analysis.context import context_sentences
 from modlens.analysis.control import random_init_control
 from modlens.analysis.correlation import N_PERM, WITHIN, rank_correlations
 from modlens.analysis.metrics import METRICS_INFO, metric_info
@@ -108,7 +109,9 @@ def answer(
     correlations = rank_correlations(frame, n_perm=n_perm, ci=ci, seed=seed)
     control = random_init_control(frame, n_perm=n_perm, ci=ci, seed=seed)
     design = design_power(frame, n_studies=power_studies, seed=seed)
-    return answer_from(correlations, control, primary_metrics=primary_metrics, design=design)
+    return answer_from(
+        correlations, control, primary_metrics=primary_metrics, design=design, context=context_sentences(frame)
+    )
 
 
 def design_power(frame: pd.DataFrame, *, n_studies: int = POWER_STUDIES, seed: int = 0) -> tuple[str, float]:
@@ -126,8 +129,10 @@ def answer_from(
     primary_metrics: Sequence[str] = PRIMARY_METRICS,
     design: tuple[str, float] = ("", float("nan")),
     alpha: float = ALPHA,
+    context: Sequence[str] = (),
 ) -> Answer:
-    """The answer from computed ``rank_correlations`` and ``random_init_control`` frames and ``design_power``."""
+    """The answer from computed ``rank_correlations`` and ``random_init_control`` frames and ``design_power``;
+    ``context`` sentences (``context_sentences(frame)``) follow the primary summary."""
     table = primary_table(correlations, primary_metrics, alpha=alpha)
     corr = correlations[correlations["scope"] == WITHIN].set_index("metric")
     ctrl = control[control["scope"] == WITHIN].set_index("metric")
@@ -138,7 +143,7 @@ def answer_from(
             findings.append(_correlation_finding(metric, corr.loc[metric], groups))
         if metric in ctrl.index:
             findings.append(_control_finding(metric, ctrl.loc[metric]))
-    summary = _summary(table, alpha) + _power_sentence(*design)
+    summary = _summary(table, alpha) + tuple(context) + _power_sentence(*design)
     return Answer(QUESTION, table, summary, tuple(findings), power=design[1], design=design[0])
 
 

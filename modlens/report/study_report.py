@@ -25,6 +25,7 @@ from modlens.analysis import (
     summarize_levels,
 )
 from modlens.analysis.answer import POWER_STUDIES
+from modlens.analysis.context import context_sentences
 from modlens.analysis.correlation import N_PERM
 from modlens.analysis.metrics import METRICS_INFO, metric_info
 from modlens.analysis.units import GROUP_COLUMNS
@@ -112,7 +113,9 @@ def analyse_study(
         summary=summarize_levels(frame, ci=ci),
         correlations=correlations,
         control=control,
-        answer=answer_from(correlations, control, primary_metrics=primary_metrics, design=design),
+        answer=answer_from(
+            correlations, control, primary_metrics=primary_metrics, design=design, context=context_sentences(frame)
+        ),
         counts=checkpoint_counts(frame),
         n_perm=n_perm,
         seed=seed,
