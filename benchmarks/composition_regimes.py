@@ -211,14 +211,43 @@ def finetune_trajectory(
     return rows
 
 
+def summary_table(rows: list[dict]) -> str:
+    """Markdown: per regime and pretraining level, zero-shot accuracy and accuracy after 500 and after the
+    last fine-tuning step (trained pairs / held-out pairs)."""
+    frame = pd.DataFrame(rows)
+    lines = [
+        "| regime | pretraining steps | zero-shot trained / held-out | after 500 steps | after the last step |",
+        "|---|---|---|---|---|",
+    ]
+    for (regime, step), part in frame.groupby(["regime", "pretrain_step"], sort=False):
+        part = part.groupby("finetune_step")[["trained_pairs", "heldout_pairs"]].mean()
+
+        def cell(at: int) -> str:
+            return (
+                f"{part.loc[at, 'trained_pairs']:.2f} / {part.loc[at, 'heldout_pairs']:.2f}"
+                if at in part.index
+                else "—"
+            )
+
+        last = int(part.index.max())
+        lines.append(
+            f"| {regime} | {'joint' if step == 0 and 'joint' in regime else step} | {cell(0)} | {cell(500)} | {cell(last)} (step {last}) |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--summarize", type=Path, default=None, help="print the markdown table of a results JSON")
     parser.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=sorted(REGIMES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--json", type=Path, default=None, help="append rows to this JSON file")
     args = parser.parse_args()
+    if args.summarize:
+        print(summary_table(json.loads(args.summarize.read_text())["rows"]))
+        return
     torch.set_num_threads(args.threads)
     rows: list[dict] = []
     if args.json and args.json.exists():

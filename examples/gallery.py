@@ -45,9 +45,9 @@ def checkpoint_figures(study_dir: Path) -> dict[str, go.Figure]:
     batch = SyntheticTask((TASK,), layout).sample(256, split="test", seed=0)
     components = enumerate_components(base.spec, "head") + enumerate_components(base.spec, "mlp")
     sweep = run_ablation_sweep(base, batch, components, method="mean", metric=loss)
-    finetune_tasks = [SyntheticTask.from_name(n, layout) for n in PRESETS["quick"].task_split()[0]]
+    finetune_tasks = [SyntheticTask.from_name(n, layout) for n in PRESETS["quick"].task_split().finetune]
     primitives = [SyntheticTask((p,), layout) for p in PRIMITIVES]
-    config = FinetuneConfig(max_steps=400, target_accuracy=0.5, lr=3e-3, replay_fraction=0.3, n_val=256)
+    config = FinetuneConfig(max_steps=800, target_accuracy=0.9, lr=1e-3, replay_fraction=0.3, n_val=256)
     tuned = finetune(base, finetune_tasks, config, replay=primitives).model
     weights = run_weight_drift(base, tuned)
     return {

@@ -1,0 +1,50 @@
+"""The study's mechanistic metrics on a small pretrained model, fine-tuned by no step: invariants that must hold."""
+
+import math
+
+import numpy as np
+import pytest
+
+from modlens.study.config import StudyConfig
+from modlens.study.mechanisms import mechanism_metrics
+from modlens.study.tasks import StudyTasks
+from modlens.study.units import mechanism_names
+
+
+@pytest.fixture(scope="module")
+def measured(small_trajectory):
+    study = StudyConfig(
+        n_digits=4,
+        write_intermediates=False,
+        step_fraction=0.0,
+        mask_steps=30,
+        n_mask_examples=64,
+        n_eval=64,
+        mask_seeds=(0, 1),
+    )
+    base = small_trajectory.checkpoints[900]
+    # the "fine-tune" is the base itself: the tuned model's parts are the base's, and reuse is the same either way
+    metrics, layers = mechanism_metrics(base, base, StudyTasks(study))
+    return study, metrics, layers
+
+
+def test_every_mechanism_is_reported(measured) -> None:
+    study, metrics, layers = measured
+    names = {name for name, _ in mechanism_names(study)} - {"weight_drift_upper_share", "cka_drift_upper_share"}
+    assert {name for name, _ in metrics} == names
+    assert 0.0 <= metrics[("mask_rejection_rate", "")] <= 1.0
+    assert {row["model"] for row in layers} == {"base", "tuned"}
+
+
+def test_the_same_model_gives_the_same_reuse_from_either_side(measured) -> None:
+    study, metrics, _ = measured
+    for sub in study.subroutines:
+        base_side, tuned_side = metrics[("reuse_specificity", sub)], metrics[("reuse_specificity_tuned_mask", sub)]
+        assert (math.isnan(base_side) and math.isnan(tuned_side)) or base_side == tuned_side
+        precision = metrics[("inheritance_precision_excess", sub)]
+        assert math.isnan(precision) or precision > 0  # a part overlaps itself far beyond chance
+
+
+def test_without_written_steps_there_is_no_structural_compositionality(measured) -> None:
+    _, metrics, _ = measured
+    assert np.isnan(metrics[("structural_compositionality", "")])
