@@ -212,27 +212,30 @@ def finetune_trajectory(
 
 
 def summary_table(rows: list[dict]) -> str:
-    """Markdown: per regime and pretraining level, zero-shot accuracy and accuracy after 500 and after the
-    last fine-tuning step (trained pairs / held-out pairs)."""
+    """Markdown: per regime (with its notes) and pretraining level, zero-shot accuracy and accuracy after 500
+    and after the last fine-tuning step (trained pairs / held-out pairs)."""
     frame = pd.DataFrame(rows)
+    frame["notes"] = [row.get("config", {}).get("notes", "") for row in rows]
     lines = [
-        "| regime | pretraining steps | zero-shot trained / held-out | after 500 steps | after the last step |",
+        "| regime | pretraining steps | zero-shot | after 500 steps | after the last step |",
         "|---|---|---|---|---|",
     ]
     for (regime, step), part in frame.groupby(["regime", "pretrain_step"], sort=False):
-        part = part.groupby("finetune_step")[["trained_pairs", "heldout_pairs"]].mean()
+        accuracy = part.groupby("finetune_step")[["trained_pairs", "heldout_pairs"]].mean()
 
-        def cell(at: int) -> str:
+        def cell(at: int, acc: pd.DataFrame = accuracy) -> str:
             return (
-                f"{part.loc[at, 'trained_pairs']:.2f} / {part.loc[at, 'heldout_pairs']:.2f}"
-                if at in part.index
-                else "—"
+                f"{acc.loc[at, 'trained_pairs']:.2f} / {acc.loc[at, 'heldout_pairs']:.2f}" if at in acc.index else "—"
             )
 
-        last = int(part.index.max())
-        lines.append(
-            f"| {regime} | {'joint' if step == 0 and 'joint' in regime else step} | {cell(0)} | {cell(500)} | {cell(last)} (step {last}) |"
+        last = int(accuracy.index.max())
+        name = (
+            f"`{regime}`: {part['notes'].iloc[0]}"
+            if step == frame[frame["regime"] == regime]["pretrain_step"].min()
+            else ""
         )
+        level = "from scratch" if part["config"].iloc[0].get("joint") else str(step)
+        lines.append(f"| {name} | {level} | {cell(0)} | {cell(500)} | {cell(last)} (step {last}) |")
     return "\n".join(lines)
 
 
