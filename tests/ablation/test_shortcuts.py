@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import torch
+from frames import assert_frames_close  # type: ignore[import-not-found]
 
 import modlens.ablation.query_attention as query_attention_module
 import modlens.ablation.sweep as sweep_module
@@ -17,8 +17,6 @@ from modlens.components import Component, enumerate_components, parse_components
 from modlens.models import Model, load_model, save_model, tiny_model
 from modlens.tasks import Batch, SyntheticTask, TaskLayout, answer_accuracy, logit_diff, loss, token_accuracy
 
-RTOL, ATOL = 1e-5, 1e-6  # float32, as in test_sweep.py
-
 
 @pytest.fixture(scope="module")
 def batch(layout: TaskLayout) -> Batch:
@@ -30,16 +28,6 @@ def last_layer_components(model: Model) -> list[Component]:
     return [c for c in enumerate_components(model.spec, "head") if c.layer == last] + parse_components(
         [f"L{last}.attn", f"L{last}.mlp", f"L{last}N5", "L0H1", "L0.mlp"]
     )
-
-
-def assert_frames_close(fast: pd.DataFrame, slow: pd.DataFrame) -> None:
-    """Metric values within ``RTOL`` relative; changes (small differences of them) within ``RTOL`` of the metric."""
-    assert list(fast["component"]) == list(slow["component"])
-    scale = float(slow["clean"].abs().max())
-    for col, atol in (("clean", ATOL), ("ablated", ATOL), ("change", max(ATOL, RTOL * scale))):
-        torch.testing.assert_close(
-            torch.tensor(fast[col].to_numpy()), torch.tensor(slow[col].to_numpy()), rtol=RTOL, atol=atol
-        )
 
 
 @pytest.mark.parametrize("positions", [[7, 8, 9, 10], [2, 9], [0], list(range(12))])
