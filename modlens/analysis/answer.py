@@ -182,8 +182,10 @@ def _summary(table: pd.DataFrame, alpha: float) -> tuple[str, ...]:
         sentence += f"; {len(missing)} could not be assessed: {names}"
     sentences = [sentence + "."]
     sentences.append(
-        f"A verdict needs a Holm-adjusted within-run permutation p below {alpha:g} over the {n} primary metrics; "
-        "every other metric is descriptive."
+        "ρ is the Spearman correlation of pretraining loss with the metric within each group (depth, corpus, "
+        "label noise), so a negative ρ means the metric rises as pretraining gets better. A verdict needs a "
+        f"Holm-adjusted within-run permutation p below {alpha:g} over the {n} primary metrics; every other metric "
+        "is descriptive."
     )
     return tuple(sentences)
 
@@ -193,7 +195,7 @@ def _established_clause(row: pd.Series) -> str:
     reading = f", i.e. {row['verdict'].split(': ', 1)[1]} fine-tuned models" if row["direction"] else ""
     return (
         f"better pretraining goes with {'higher' if rises else 'lower'} {row['metric']}{reading} "
-        f"(within-group ρ = {row['rho']:+.2f}, {row['ci']:.0%} interval {row['ci_low']:+.2f} to {row['ci_high']:+.2f}, "
+        f"(ρ = {row['rho']:+.2f}, {row['ci']:.0%} interval {row['ci_low']:+.2f} to {row['ci_high']:+.2f}, "
         f"Holm-adjusted p {_p(row['p_adjusted'])})"
     )
 

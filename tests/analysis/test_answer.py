@@ -39,10 +39,12 @@ def test_primary_table_leads(result):
     assert table.loc["reuse_specificity", "verdict"] == "not established"
     summary = result.summary[0]
     assert summary.startswith("Of the 3 primary metrics, 1 is established: better pretraining goes with higher ")
-    assert "heldout_composite_accuracy, i.e. more modular fine-tuned models (within-group ρ = " in summary
+    assert "heldout_composite_accuracy, i.e. more modular fine-tuned models (ρ = " in summary
     assert "Holm-adjusted p = " in summary and "2 are not established: reuse_specificity (ρ = " in summary
     row = table.loc["heldout_composite_accuracy"]
-    assert f"within-group ρ = {row['rho']:+.2f}, 95% interval {row['ci_low']:+.2f} to {row['ci_high']:+.2f}" in summary
+    assert f"(ρ = {row['rho']:+.2f}, 95% interval {row['ci_low']:+.2f} to {row['ci_high']:+.2f}" in summary
+    assert row["rho"] < 0  # loss falls as pretraining improves: "higher" reads a negative ρ(loss, metric)
+    assert "negative ρ means the metric rises as pretraining gets better" in result.summary[1]
     assert result.sentences[0] == summary
 
 
