@@ -1,4 +1,5 @@
-"""Component addresses, one format everywhere: ``L3H2`` (head), ``L3.attn``, ``L3.mlp``, ``L3N17`` (MLP neuron)."""
+"""Component addresses, one format everywhere: ``L3H2`` (head), ``L3.attn``, ``L3.mlp``, ``L3N17`` (MLP neuron),
+``L3.resid`` (the residual stream entering layer 3)."""
 
 import re
 from collections.abc import Iterable
@@ -8,10 +9,12 @@ from typing import Literal
 from modlens.errors import ModlensError
 from modlens.models.spec import ModelSpec
 
-Kind = Literal["head", "attn", "mlp", "neuron"]
-KINDS: tuple[Kind, ...] = ("head", "attn", "mlp", "neuron")
+Kind = Literal["head", "attn", "mlp", "neuron", "resid"]
+KINDS: tuple[Kind, ...] = ("head", "attn", "mlp", "neuron", "resid")
+WHOLE_KINDS: tuple[Kind, ...] = ("attn", "mlp", "resid")
+"""Kinds addressed by layer alone."""
 
-_PATTERN = re.compile(r"^L(\d+)(?:H(\d+)|N(\d+)|\.(attn|mlp))$")
+_PATTERN = re.compile(r"^L(\d+)(?:H(\d+)|N(\d+)|\.(attn|mlp|resid))$")
 
 
 class ComponentError(ModlensError):
@@ -25,7 +28,8 @@ class Component:
     Attributes:
         layer: block index.
         kind: ``"head"`` (one attention head), ``"attn"`` (a whole attention layer), ``"mlp"`` (a whole
-            MLP layer) or ``"neuron"`` (one MLP hidden unit).
+            MLP layer), ``"neuron"`` (one MLP hidden unit) or ``"resid"`` (the residual stream entering the
+            layer, for patching).
         index: head or neuron index; ``None`` for whole layers.
     """
 
@@ -40,7 +44,7 @@ class Component:
             raise ComponentError(f"layer must be >= 0, got {self.layer}")
         if self.kind in ("head", "neuron") and (self.index is None or self.index < 0):
             raise ComponentError(f"a {self.kind} needs an index >= 0, got {self.index}")
-        if self.kind in ("attn", "mlp") and self.index is not None:
+        if self.kind in WHOLE_KINDS and self.index is not None:
             raise ComponentError(f"a whole {self.kind} layer takes no index, got {self.index}")
 
     def __str__(self) -> str:
@@ -58,6 +62,7 @@ class Component:
             "attn": f"blocks.{self.layer}.hook_attn_out",
             "mlp": f"blocks.{self.layer}.hook_mlp_out",
             "neuron": f"blocks.{self.layer}.mlp.hook_post",
+            "resid": f"blocks.{self.layer}.hook_resid_pre",
         }[self.kind]
 
     def check(self, spec: ModelSpec) -> "Component":
@@ -82,7 +87,8 @@ def parse_component(text: str, spec: ModelSpec | None = None) -> Component:
     match = _PATTERN.match(text.strip())
     if match is None:
         raise ComponentError(
-            f"unknown component {text!r}; write L<layer>H<head>, L<layer>.attn, L<layer>.mlp or L<layer>N<neuron>"
+            f"unknown component {text!r}; write L<layer>H<head>, L<layer>.attn, L<layer>.mlp, L<layer>.resid "
+            "or L<layer>N<neuron>"
         )
     layer, head, neuron, whole = match.groups()
     if head is not None:
@@ -110,7 +116,7 @@ def enumerate_components(spec: ModelSpec, kind: Kind) -> list[Component]:
         return [Component(layer, "head", h) for layer in range(spec.n_layers) for h in range(spec.n_heads)]
     if kind == "neuron":
         return [Component(layer, "neuron", n) for layer in range(spec.n_layers) for n in range(spec.d_mlp)]
-    if kind in ("attn", "mlp"):
+    if kind in WHOLE_KINDS:
         return [Component(layer, kind) for layer in range(spec.n_layers)]
     raise ComponentError(f"unknown component kind {kind!r}; choose one of {', '.join(KINDS)}")
 
@@ -120,13 +126,14 @@ SELECTIONS: dict[str, tuple[Kind, ...]] = {
     "attn": ("attn",),
     "mlp": ("mlp",),
     "neurons": ("neuron",),
+    "resid": ("resid",),
     "all": ("head", "attn", "mlp", "neuron"),
 }
 """Named groups of component kinds (CLI ``--components``)."""
 
 
 def select_components(spec: ModelSpec, selection: str) -> list[Component]:
-    """Every component in a named group (``heads``, ``attn``, ``mlp``, ``neurons``, ``all``), kind by kind.
+    """Every component in a named group (``heads``, ``attn``, ``mlp``, ``neurons``, ``resid``, ``all``), kind by kind.
 
     Raises:
         ComponentError: unknown group name.

@@ -102,7 +102,7 @@ def test_enumeration_counts_and_order() -> None:
     assert len(enumerate_components(SPEC, "neuron")) == 3 * 128
     assert [str(c) for c in enumerate_components(SPEC, "mlp")] == ["L0.mlp", "L1.mlp", "L2.mlp"]
     assert len(select_components(SPEC, "all")) == 12 + 3 + 3 + 384
-    with pytest.raises(ComponentError, match="heads, attn, mlp, neurons, all"):
+    with pytest.raises(ComponentError, match="heads, attn, mlp, neurons, resid, all"):
         select_components(SPEC, "blocks")
 
 

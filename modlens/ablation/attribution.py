@@ -52,25 +52,9 @@ def run_attribution_patching(
         c.check(model.spec)
     batch = batch.to(model.device)
     names = sorted({c.hook_name for c in components})
-    acts: dict[str, torch.Tensor] = {}
-    probes: dict[str, torch.Tensor] = {}
-
-    def probe(activation: torch.Tensor, hook: Any, *, name: str) -> torch.Tensor:
-        # A zero added to the activation: its gradient is the metric's gradient at the activation.
-        acts[name] = activation.detach()
-        probes[name] = torch.zeros_like(activation, requires_grad=True)
-        return activation + probes[name]
-
-    hooks = [(n, _bind(probe, n)) for n in names]
-    with torch.enable_grad():
-        logits = model.bridge.run_with_hooks(batch.tokens, fwd_hooks=hooks)
-        value = metric(logits, batch)
-        if names:
-            grads = torch.autograd.grad(value, [probes[n] for n in names], allow_unused=True)
-    clean = float(value.detach())
+    clean, acts, grad = activations_and_gradients(model, batch, names, metric)
     if not components:
         return sweep_frame([], clean, [], method=method, metric=metric_name(metric))
-    grad = {n: (g if g is not None else torch.zeros_like(acts[n])) for n, g in zip(names, grads, strict=True)}
     refs: dict[Component, torch.Tensor] = {}
     if needs_reference(method):
         if reference is None or reference is batch:
@@ -83,6 +67,31 @@ def run_attribution_patching(
         new = replacement(method, refs.get(c), seed=seed)(values)
         estimates.append(float(((new - values) * component_values(grad[c.hook_name], c)).sum()))
     return sweep_frame(components, clean, [clean + e for e in estimates], method=method, metric=metric_name(metric))
+
+
+def activations_and_gradients(
+    model: Model, batch: Batch, names: Sequence[str], metric: Metric
+) -> tuple[float, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """The metric, and the activation at each hook in ``names`` with the metric's gradient there (one forward
+    and one backward pass through the bridge)."""
+    acts: dict[str, torch.Tensor] = {}
+    probes: dict[str, torch.Tensor] = {}
+
+    def probe(activation: torch.Tensor, hook: Any, *, name: str) -> torch.Tensor:
+        # A zero added to the activation: its gradient is the metric's gradient at the activation.
+        acts[name] = activation.detach()
+        probes[name] = torch.zeros_like(activation, requires_grad=True)
+        return activation + probes[name]
+
+    hooks = [(n, _bind(probe, n)) for n in names]
+    grads: Sequence[torch.Tensor | None] = []
+    with torch.enable_grad():
+        logits = model.bridge.run_with_hooks(batch.tokens, fwd_hooks=hooks)
+        value = metric(logits, batch)
+        if names:
+            grads = torch.autograd.grad(value, [probes[n] for n in names], allow_unused=True)
+    grad = {n: (g if g is not None else torch.zeros_like(acts[n])) for n, g in zip(names, grads, strict=True)}
+    return float(value.detach()), acts, grad
 
 
 def _bind(fn: Any, name: str) -> Any:
@@ -142,11 +151,12 @@ def check_attribution(
     return compare_attribution(estimate, exact, top_k=top_k)
 
 
-def compare_attribution(estimate: pd.DataFrame, exact: pd.DataFrame, *, top_k: int = 10) -> AttributionCheck:
-    """Rank correlation and top-k agreement of two sweep frames (matched on ``component``)."""
-    both = estimate[["component", "change"]].merge(
-        exact[["component", "change"]], on="component", suffixes=("_estimate", "_exact")
-    )
+def compare_attribution(
+    estimate: pd.DataFrame, exact: pd.DataFrame, *, top_k: int = 10, key: str = "component"
+) -> AttributionCheck:
+    """Rank correlation and top-k agreement of two sweep frames, matched on ``key`` (patching frames: ``site``)."""
+    both = estimate[[key, "change"]].merge(exact[[key, "change"]], on=key, suffixes=("_estimate", "_exact"))
+    both = both.rename(columns={key: "component"})
     both = both.rename(columns={"change_estimate": "estimate", "change_exact": "exact"})
     both["error"] = both["estimate"] - both["exact"]
     # Spearman = Pearson of average ranks (pandas' own spearman needs scipy).

@@ -73,10 +73,12 @@ def hooks_from_reference(
     components: Sequence[Component], *, method: str, reference: dict[Component, Tensor], seed: int = 0
 ) -> list[Hook]:
     """``ablation_hooks`` with the reference activations already read (``reference_activations``)."""
-    return [
-        (c.hook_name, functools.partial(_replace, component=c, values=replacement(method, reference.get(c), seed=seed)))
-        for c in components
-    ]
+    return [replacing_hook(c, replacement(method, reference.get(c), seed=seed)) for c in components]
+
+
+def replacing_hook(component: Component, values: Replacement) -> Hook:
+    """The ``(hook_name, fn)`` pair that replaces ``component``'s activation with ``values(activation)``."""
+    return component.hook_name, functools.partial(_replace, component=component, values=values)
 
 
 @contextmanager

@@ -81,6 +81,19 @@ def resample(reference: Tensor | None, *, seed: int = 0) -> Replacement:
     return replace
 
 
+def at_position(replace: Replacement, position: int) -> Replacement:
+    """``replace`` at one position (dimension 1) only; the live values elsewhere. A position past the
+    activation's end changes nothing."""
+
+    def replace_at(activation: Tensor) -> Tensor:
+        out = activation.clone()
+        if position < activation.shape[1]:
+            out[:, position] = replace(activation).expand_as(activation)[:, position].to(activation.dtype)
+        return out
+
+    return replace_at
+
+
 ABLATIONS: dict[str, Callable[..., Replacement]] = {"zero": zero, "mean": mean, "resample": resample}
 """Ablation methods by name: ``builder(reference_activations | None, *, seed) -> Replacement``."""
 

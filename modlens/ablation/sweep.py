@@ -10,13 +10,14 @@ attention makes that exact), and the last layer computes queries, attention and 
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 import torch
 
-from modlens.ablation.methods import Method, needs_reference, replacement
+from modlens._typing import Tensor
+from modlens.ablation.methods import Method, Replacement, at_position, needs_reference, replacement
 from modlens.ablation.positions import compact_batch, compact_logits, is_answer_local, predicting_positions
 from modlens.ablation.stack import DecoderStack, LayerRecord
 from modlens.components import Component
@@ -74,7 +75,7 @@ def _values(record: LayerRecord, component: Component) -> torch.Tensor:
         return record.z[:, :, component.index]
     if component.kind == "neuron":
         return record.post[:, :, component.index]
-    return record.attn_out if component.kind == "attn" else record.mlp_out
+    return {"attn": record.attn_out, "mlp": record.mlp_out, "resid": record.resid_pre}[component.kind]
 
 
 @torch.no_grad()
@@ -113,13 +114,54 @@ def run_ablation_sweep(
     Returns:
         Columns ``component, layer, kind, index, method, metric, clean, ablated, change``.
     """
-    for c in components:
+    clean, ablated = run_sites(
+        model,
+        batch,
+        [(c, None) for c in components],
+        lambda c, values: replacement(method, values, seed=seed),
+        metric=metric,
+        reference=reference if needs_reference(method) else None,
+        memory_budget=memory_budget,
+        answer_local=answer_local,
+        progress=progress,
+        desc="ablation sweep",
+    )
+    return sweep_frame(components, clean, ablated, method=method, metric=metric_name(metric))
+
+
+Site = tuple[Component, int | None]
+"""A component and the one position where it is edited (``None``: every position)."""
+
+Builder = Callable[[Component, Tensor | None], Replacement]
+"""``build(component, its activations on the reference run or None) -> Replacement``."""
+
+
+@torch.no_grad()
+def run_sites(
+    model: Model,
+    batch: Batch,
+    sites: Sequence[Site],
+    build: Builder,
+    *,
+    metric: Metric,
+    reference: Batch | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    answer_local: bool | None = None,
+    progress: bool = True,
+    desc: str = "sweep",
+) -> tuple[float, list[float]]:
+    """The engine of the exact sweeps: the metric with nothing edited, and with each site edited alone.
+
+    Each site's activation is replaced by ``build(component, reference values)`` (at its position only,
+    when it has one); the reference run is recorded only when ``reference`` is given and is another batch.
+    """
+    for c, _ in sites:
         c.check(model.spec)
     local = is_answer_local(metric) if answer_local is None else answer_local
     batch = batch.to(model.device)
     positions = predicting_positions(batch) if local else torch.arange(batch.n_pos, device=model.device)
     # padding positions need reference values too, so a shorter reference caps the padding
-    available = batch.n_pos if reference is None or not needs_reference(method) else min(batch.n_pos, reference.n_pos)
+    available = batch.n_pos if reference is None else min(batch.n_pos, reference.n_pos)
     length = _kept_length(int(positions.max()) + 1, available) if local else batch.n_pos
     scored = compact_batch(batch, positions) if local else batch
 
@@ -130,11 +172,11 @@ def run_ablation_sweep(
     block = _block_rows(model, length)
     records = stack.record(batch.tokens[:, :length], block=block)
     clean = score(stack.logits(records[-1].resid_post[:, positions]))
-    if not components:
-        return sweep_frame([], clean, [], method=method, metric=metric_name(metric))
+    if not sites:
+        return clean, []
 
     ref_records = records
-    if needs_reference(method) and reference is not None and reference is not batch:
+    if reference is not None and reference is not batch:
         ref_records = stack.record(reference.tokens[:, :length].to(model.device), block=block)
 
     n_rows = len(batch)
@@ -142,37 +184,39 @@ def run_ablation_sweep(
     # queries at the scored positions only, when the metric reads no others and the shortcut reproduces
     # the clean last layer
     query_path = local and stack.query_path_matches(records, positions)
-    # layers resumed on every position: those above the lowest ablated one (the last only without the query path)
-    stack.check_kernels(records, range(min(c.layer for c in components) + 1, last if query_path else last + 1))
+    # layers resumed on every position: those above the lowest edited output, from the lowest edited input
+    # (the last only without the query path)
+    lowest = min(c.layer + (c.kind != "resid") for c, _ in sites)
+    stack.check_kernels(records, range(lowest, last if query_path else last + 1))
     chunk = max(1, memory_budget // bytes_per_ablation(model, n_rows, length, len(positions)))
-    by_layer: dict[int, list[Component]] = {}
-    for c in components:
-        by_layer.setdefault(c.layer, []).append(c)
+    by_layer: dict[int, list[Site]] = {}
+    for site in sites:
+        by_layer.setdefault(site[0].layer, []).append(site)
     chunks = [
         (layer, group[i : i + chunk]) for layer, group in sorted(by_layer.items()) for i in range(0, len(group), chunk)
     ]
-    results: dict[Component, float] = {}
-    bar = progress_bar(chunks, enabled=progress, desc="ablation sweep", unit="chunk", delay=PROGRESS_DELAY_S)
+    results: dict[Site, float] = {}
+    bar = progress_bar(chunks, enabled=progress, desc=desc, unit="chunk", delay=PROGRESS_DELAY_S)
     for layer, part in bar:
         rec, ref = records[layer], ref_records[layer]
         w_o, w_out = stack.w_o(layer), stack.w_out(layer)
-        for kinds in (("head", "attn"), ("neuron", "mlp")):
-            group = [c for c in part if c.kind in kinds]
+        for kinds in (("head", "attn"), ("neuron", "mlp"), ("resid",)):
+            group = [site for site in part if site[0].kind in kinds]
             if not group:
                 continue
             edits = rec.attn_out.new_empty((len(group), *rec.attn_out.shape))
-            for c, out in zip(group, edits, strict=True):
-                _edit(out, c, rec, ref, method, seed, w_o, w_out)
+            for (c, position), out in zip(group, edits, strict=True):
+                _edit(out, c, position, rec, ref, build, w_o, w_out)
             at = rec
-            if layer == last:
+            if layer == last and kinds[0] != "resid":
                 # nothing reads the last layer's other positions: finish it where the metric looks
                 edits, at = edits[:, :, positions], rec.take(positions=positions)
-            tail = _Tail(stack, records, layer, at, kinds[0] == "head", positions, query_path)
+            tail = _Tail(stack, records, layer, at, kinds[-1], positions, query_path)
             flat = edits.flatten(0, 1)
             logits = torch.cat([tail(flat, rows) for rows in _row_blocks(len(flat), block)])
-            for c, row in zip(group, logits.unflatten(0, (len(group), n_rows)), strict=True):
-                results[c] = score(row)
-    return sweep_frame(components, clean, [results[c] for c in components], method=method, metric=metric_name(metric))
+            for site, row in zip(group, logits.unflatten(0, (len(group), n_rows)), strict=True):
+                results[site] = score(row)
+    return clean, [results[site] for site in sites]
 
 
 @dataclass(frozen=True)
@@ -183,7 +227,8 @@ class _Tail:
     records: list[LayerRecord]
     layer: int
     record: LayerRecord
-    attention: bool
+    edited: str
+    """What the stacked rows replace: the layer's ``"attn"`` or ``"mlp"`` output, or its input (``"resid"``)."""
     positions: torch.Tensor
     query_path: bool
 
@@ -195,13 +240,16 @@ class _Tail:
         # a block inside one ablation's rows reads the clean record as a view, others gather
         start = first % n_rows
         rec = self.record.take(rows=slice(start, start + len(rows)) if start + len(rows) <= n_rows else rows % n_rows)
-        attn, mlp = (edit, None) if self.attention else (None, edit)
-        hidden = stack.finish_layer(self.layer, rec.resid_pre, attn, mlp, rec)
-        if self.layer < last and self.query_path:
-            resumed = stack.resume(self.layer + 1, hidden, self.records, stop=last)
+        if self.edited == "resid":
+            hidden, start = edit, self.layer
+        else:
+            attn, mlp = (edit, None) if self.edited == "attn" else (None, edit)
+            hidden, start = stack.finish_layer(self.layer, rec.resid_pre, attn, mlp, rec), self.layer + 1
+        if start <= last and self.query_path:
+            resumed = stack.resume(start, hidden, self.records, stop=last)
             hidden = stack.last_layer_at(resumed, self.positions, self.records)
-        elif self.layer < last:
-            hidden = stack.resume(self.layer + 1, hidden, self.records)[:, self.positions]
+        elif start <= last:
+            hidden = stack.resume(start, hidden, self.records)[:, self.positions]
         return stack.logits(hidden)
 
 
@@ -248,17 +296,19 @@ def _kept_length(needed: int, n_pos: int) -> int:
 def _edit(
     out: torch.Tensor,
     c: Component,
+    position: int | None,
     rec: LayerRecord,
     ref: LayerRecord,
-    method: str,
-    seed: int,
+    build: Builder,
     w_o: torch.Tensor,
     w_out: torch.Tensor,
 ) -> None:
-    """Writes to ``out`` the attention output (heads, attn) or MLP output (neurons, mlp) of ``c``'s layer with
-    ``c`` ablated."""
+    """Writes to ``out`` the attention output (heads, attn), MLP output (neurons, mlp) or input (resid) of
+    ``c``'s layer with ``c`` replaced (at ``position`` alone when given)."""
     values = _values(rec, c)
-    new = replacement(method, _values(ref, c), seed=seed)(values).to(values.dtype)
+    replace = build(c, _values(ref, c))
+    # a position past the kept length cannot reach a scored logit (causal attention): at_position leaves it
+    new = (replace if position is None else at_position(replace, position))(values).to(values.dtype)
     if c.kind == "head":
         d = out.shape[-1]
         flat = (new - values).flatten(0, -2)

@@ -74,8 +74,10 @@ class Mask:
                 units["neuron"][comp.layer, comp.index] = True
             elif comp.kind == "attn":
                 units["head"][comp.layer] = True
-            else:
+            elif comp.kind == "mlp":
                 units["neuron"][comp.layer] = True
+            else:
+                raise MaskError(f"{comp}: a component mask covers heads and neurons, not the residual stream")
         return cls("component", units, shape, meta=dict(meta))
 
     def replace(self, units: Mapping[str, Tensor], **meta: Any) -> "Mask":

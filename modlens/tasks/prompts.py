@@ -1,7 +1,13 @@
-"""Prompt-file tasks for real models: JSONL lines ``{"prompt": ..., "answer": ...}``."""
+"""Prompt-file tasks for real models: JSONL lines ``{"prompt": ..., "answer": ...}``.
+
+For activation patching a line also names its counterfactual: ``"corrupt_prompt"`` (the corrupted run's
+prompt, tokenized to the same length) and ``"wrong_answer"`` (the answer it favours). Both are optional
+elsewhere.
+"""
 
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +22,15 @@ from modlens.tasks.batch import Batch
 class PromptExample:
     prompt: str
     answer: str
+    corrupt_prompt: str | None = None
+    wrong_answer: str | None = None
+
+    @property
+    def has_counterfactual(self) -> bool:
+        return self.corrupt_prompt is not None and self.wrong_answer is not None
+
+
+OPTIONAL_FIELDS = ("corrupt_prompt", "wrong_answer")
 
 
 def load_prompts(path: "str | os.PathLike[str]") -> list[PromptExample]:
@@ -43,7 +58,10 @@ def load_prompts(path: "str | os.PathLike[str]") -> list[PromptExample]:
             raise TaskError(f'{file.name} line {lineno}: expected {{"prompt": "...", "answer": "..."}} with strings')
         if not row["answer"]:
             raise TaskError(f"{file.name} line {lineno}: empty answer")
-        examples.append(PromptExample(row["prompt"], row["answer"]))
+        for key in OPTIONAL_FIELDS:
+            if key in row and (not isinstance(row[key], str) or not row[key]):
+                raise TaskError(f"{file.name} line {lineno}: {key} must be a non-empty string")
+        examples.append(PromptExample(row["prompt"], row["answer"], *(row.get(k) for k in OPTIONAL_FIELDS)))
     if not examples:
         raise TaskError(f"prompts file {str(file)!r} has no rows")
     return examples
@@ -65,12 +83,7 @@ def encode_prompts(
         raise TaskError("no prompts to encode")
     rows: list[tuple[list[int], int]] = []
     for i, ex in enumerate(examples, start=1):
-        prompt_ids = list(tokenizer(ex.prompt, add_special_tokens=True)["input_ids"])
-        answer_ids = list(tokenizer(ex.answer, add_special_tokens=False)["input_ids"])
-        if not answer_ids:
-            raise TaskError(f"example {i}: answer {ex.answer!r} tokenizes to nothing")
-        if not prompt_ids:
-            raise TaskError(f"example {i}: prompt {ex.prompt!r} tokenizes to nothing")
+        prompt_ids, answer_ids = tokenize_example(tokenizer, ex.prompt, ex.answer, example=i)
         ids = prompt_ids + answer_ids
         if len(ids) > n_ctx:
             raise TaskError(
@@ -85,6 +98,40 @@ def encode_prompts(
         tokens[r, : len(ids)] = torch.tensor(ids)
         mask[r, n_prompt : len(ids)] = True
     return Batch(tokens, mask, task)
+
+
+def tokenize_example(
+    tokenizer: PreTrainedTokenizerBase, prompt: str, answer: str, *, example: int
+) -> tuple[list[int], list[int]]:
+    """The prompt's tokens (with the tokenizer's special tokens, e.g. a BOS) and the answer's (without).
+
+    Warns, naming the example, when the answer's first token is not how the tokenizer reads it after the
+    prompt (the leading-space trap: ``"Paris"`` after ``"... capital of France is"`` is ``" Paris"``).
+
+    Raises:
+        TaskError: a prompt or answer that tokenizes to nothing.
+    """
+    prompt_ids = list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
+    answer_ids = list(tokenizer(answer, add_special_tokens=False)["input_ids"])
+    if not answer_ids:
+        raise TaskError(f"example {example}: answer {answer!r} tokenizes to nothing")
+    if not prompt_ids:
+        raise TaskError(f"example {example}: prompt {prompt!r} tokenizes to nothing")
+    n = len(prompt_ids)
+    joint = list(tokenizer(prompt + answer, add_special_tokens=True)["input_ids"])
+    if prompt[-1:].isalnum() and answer[:1].isalnum():
+        _warn_answer(example, f"the answer {answer!r} is glued to the last word of its prompt; begin it with a space")
+    elif joint[:n] == prompt_ids and joint[n : n + 1] != answer_ids[:1]:
+        _warn_answer(
+            example,
+            f"the answer {answer!r} starts with token {tokenizer.decode(answer_ids[:1])!r}, but after its prompt "
+            f"the text reads as {tokenizer.decode(joint[n : n + 1])!r}; check the answer's leading space",
+        )
+    return prompt_ids, answer_ids
+
+
+def _warn_answer(example: int, message: str) -> None:
+    warnings.warn(f"example {example}: {message}", UserWarning, stacklevel=3)
 
 
 def load_prompt_batch(

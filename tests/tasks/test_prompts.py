@@ -1,4 +1,5 @@
 import json
+import warnings
 
 import pytest
 import torch
@@ -55,7 +56,7 @@ def test_empty_file_and_missing_file(tmp_path) -> None:
 def test_prompt_longer_than_context_is_refused(tokenizer) -> None:
     from modlens.tasks.prompts import PromptExample
 
-    long = PromptExample(" ".join(["1"] * 40), "2")
+    long = PromptExample(" ".join(["1"] * 40), " 2")
     with pytest.raises(TaskError, match="example 1 is 41 tokens long, more than the model's context of 32"):
         encode_prompts([long], tokenizer, n_ctx=32)
 
@@ -72,3 +73,14 @@ def test_batch_rejects_answers_at_position_zero() -> None:
 
     with pytest.raises(TaskError, match="position 0"):
         Batch(torch.zeros(1, 3, dtype=torch.long), torch.tensor([[True, False, False]]))
+
+
+def test_an_answer_glued_to_its_prompt_is_named(tokenizer) -> None:
+    from modlens.tasks.prompts import PromptExample
+
+    glued = [PromptExample("<bos> sort id 3 1 =", " 1"), PromptExample("<bos> sort id 3 1 = 1", "3")]
+    with pytest.warns(UserWarning, match="example 2: the answer '3' is glued to the last word of its prompt"):
+        encode_prompts(glued, tokenizer, n_ctx=32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        encode_prompts(glued[:1], tokenizer, n_ctx=32)
