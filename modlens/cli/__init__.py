@@ -11,12 +11,13 @@ from modlens.errors import ModlensError
 
 def _commands() -> dict[str, ModuleType]:
     """Subcommand modules by name; each has ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``."""
-    from modlens.cli import ablate, drift, mask, report, study, sweep, zoo
+    from modlens.cli import ablate, drift, mask, patch, report, study, sweep, zoo
 
     return {
         "study": study,
         "zoo": zoo,
         "ablate": ablate,
+        "patch": patch,
         "drift": drift,
         "mask": mask,
         "sweep": sweep,

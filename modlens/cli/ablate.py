@@ -12,6 +12,7 @@ from modlens.outputs import check_out_dir, write_outputs
 from modlens.plots.ablation import plot_ablation_heatmap
 from modlens.report import save_figure_html
 from modlens.tasks.metrics import METRICS
+from modlens.tasks.prompts import prepends_bos
 
 HELP = "ablate every head / neuron / MLP layer alone and record the change of a metric (exact, batched)"
 
@@ -77,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         "revision": args.revision,
         "task": args.task,
         "prompts": str(Path(args.prompts).resolve()) if args.prompts else None,
+        "tokenizer_prepends_bos": prepends_bos(model.tokenizer) if args.prompts else None,
         "n_examples": len(batch),
         "sample_seed": args.seed,
         "components": args.components,

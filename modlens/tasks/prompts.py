@@ -130,6 +130,18 @@ def tokenize_example(
     return prompt_ids, answer_ids
 
 
+def prepends_bos(tokenizer: PreTrainedTokenizerBase | None) -> bool:
+    """Whether the tokenizer puts a BOS token before a prompt (as prompts are encoded here: with its special
+    tokens); recorded in outputs so a reader knows what position 0 holds."""
+    if tokenizer is None or tokenizer.bos_token_id is None:
+        return False
+    with_special = tokenizer("x", add_special_tokens=True)["input_ids"]
+    return (
+        bool(with_special)
+        and with_special[0] == tokenizer.bos_token_id != tokenizer("x", add_special_tokens=False)["input_ids"][0]
+    )
+
+
 def _warn_answer(example: int, message: str) -> None:
     warnings.warn(f"example {example}: {message}", UserWarning, stacklevel=3)
 

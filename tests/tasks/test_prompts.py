@@ -84,3 +84,18 @@ def test_an_answer_glued_to_its_prompt_is_named(tokenizer) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         encode_prompts(glued[:1], tokenizer, n_ctx=32)
+
+
+def test_bos_handling_follows_the_tokenizer(tokenizer_dir) -> None:
+    from tokenizers.processors import TemplateProcessing
+    from transformers import AutoTokenizer
+
+    from modlens.tasks.prompts import PromptExample, prepends_bos
+
+    plain = AutoTokenizer.from_pretrained(tokenizer_dir)
+    with_bos = AutoTokenizer.from_pretrained(tokenizer_dir)
+    bos = with_bos.bos_token_id
+    with_bos.backend_tokenizer.post_processor = TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", bos)])
+    assert not prepends_bos(plain) and prepends_bos(with_bos) and not prepends_bos(None)
+    batch = encode_prompts([PromptExample("sort id 3 1 =", " 1")], with_bos, n_ctx=32)
+    assert batch.tokens[0, 0] == bos and batch.answer_mask[0].tolist()[-1]
