@@ -19,3 +19,7 @@ class TaskError(ModlensError):
 
 class ConfigError(ModlensError):
     """A configuration key or value is invalid."""
+
+
+class NonFiniteError(ModlensError):
+    """A model's weights or outputs hold NaN or infinity."""

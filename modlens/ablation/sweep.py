@@ -21,6 +21,7 @@ from modlens.ablation.methods import Method, Replacement, at_position, needs_ref
 from modlens.ablation.positions import compact_batch, compact_logits, is_answer_local, predicting_positions
 from modlens.ablation.stack import DecoderStack, LayerRecord
 from modlens.components import Component
+from modlens.errors import NonFiniteError
 from modlens.models import Model
 from modlens.progress import progress_bar
 from modlens.tasks import Batch
@@ -171,7 +172,13 @@ def run_sites(
     stack = DecoderStack(model)
     block = _block_rows(model, length)
     records = stack.record(batch.tokens[:, :length], block=block)
-    clean = score(stack.logits(records[-1].resid_post[:, positions]))
+    clean_logits = stack.logits(records[-1].resid_post[:, positions])
+    if not torch.isfinite(clean_logits).all():
+        raise NonFiniteError(
+            "the model's logits on the unedited batch hold NaN or infinity; check its weights and dtype "
+            "(float16 overflows easily; try float32)"
+        )
+    clean = score(clean_logits)
     if not sites:
         return clean, []
 

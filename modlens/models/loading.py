@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from modlens.errors import ModelLoadError
+from modlens.errors import ModelLoadError, NonFiniteError
 from modlens.models.model import Model
 from modlens.models.spec import spec_from_hf_config
 
@@ -37,9 +38,11 @@ def load_model(
         trust_remote_code: allow model code from the hub. Off unless asked for.
 
     Raises:
-        ModelLoadError: the source does not exist, holds no model, or cannot be reached.
+        ModelLoadError: the source does not exist, holds no model or a truncated or corrupt one, its tokenizer
+            cannot be read, it cannot be reached, or the device does not exist.
+        NonFiniteError: a weight holds NaN or infinity.
     """
-    device = torch.device(device or "cpu")
+    device = check_device(device or "cpu")
     # Objects handed in are copied, never converted in place: the caller's module stays as it was.
     if isinstance(source, Model):
         if (source.device, source.dtype) == (device, dtype):
@@ -80,12 +83,55 @@ def _from_directory(path: Path, device: torch.device, dtype: torch.dtype, trust:
         hf = AutoModelForCausalLM.from_pretrained(
             path, dtype=dtype, attn_implementation="eager", trust_remote_code=trust
         )
-    except (OSError, ValueError, KeyError) as err:
+    except SafetensorError as err:
+        raise ModelLoadError(
+            f"the weights in {str(path)!r} are truncated or corrupt ({_one_line(err)}); copy or save them again"
+        ) from err
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
         raise ModelLoadError(f"cannot load the model in {str(path)!r}: {_one_line(err)}") from err
     tokenizer = None
     if any((path / f).is_file() for f in _TOKENIZER_FILES):
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path)
+        except (OSError, ValueError, KeyError, RuntimeError, TypeError) as err:
+            raise ModelLoadError(
+                f"cannot read the tokenizer in {str(path)!r} ({_one_line(err)}); save it again, or remove its files "
+                "to use the model without one"
+            ) from err
     return _from_hf(hf, tokenizer, str(path), None, device, dtype)
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """The device, if this machine has it.
+
+    Raises:
+        ModelLoadError: a malformed device name, or a device this machine does not have.
+    """
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ModelLoadError(f"unknown device {str(device)!r}; use cpu, cuda, cuda:N or mps") from err
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ModelLoadError(f"device {str(device)!r} asked for, but this machine has no CUDA device; use cpu")
+        if (dev.index or 0) >= count:
+            raise ModelLoadError(f"device {str(device)!r} does not exist; this machine has cuda:0..cuda:{count - 1}")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ModelLoadError(f"device {str(device)!r} asked for, but MPS is not available here; use cpu")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ModelLoadError(f"device {str(device)!r} is not supported; use cpu, cuda, cuda:N or mps")
+    return dev
+
+
+def check_finite_weights(hf: PreTrainedModel, source: str) -> None:
+    """Raises ``NonFiniteError`` naming the first parameter that holds NaN or infinity."""
+    for name, param in hf.named_parameters():
+        if not torch.isfinite(param).all():
+            raise NonFiniteError(
+                f"weight {name} of {source} holds NaN or infinity; the checkpoint is damaged "
+                "(or overflowed when cast to a smaller dtype)"
+            )
 
 
 def _from_hub(name: str, revision: str | None, device: torch.device, dtype: torch.dtype, trust: bool) -> Model:
@@ -94,7 +140,7 @@ def _from_hub(name: str, revision: str | None, device: torch.device, dtype: torc
             name, revision=revision, dtype=dtype, attn_implementation="eager", trust_remote_code=trust
         )
         tokenizer = AutoTokenizer.from_pretrained(name, revision=revision)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, SafetensorError) as err:
         where = f"{name!r}" + (f" at revision {revision!r}" if revision else "")
         raise ModelLoadError(
             f"{where} is neither a local model directory nor loadable from the Hugging Face hub "
@@ -118,6 +164,7 @@ def _from_hf(
     hf = hf.to(device=device, dtype=dtype).eval()  # type: ignore[call-arg]  # transformers wraps .to; mypy misreads it
     for p in hf.parameters():
         p.requires_grad_(False)
+    check_finite_weights(hf, source)
     return Model(hf=hf, tokenizer=tokenizer, source=source, revision=revision)
 
 

@@ -6,8 +6,8 @@ elsewhere.
 """
 
 import json
+import logging
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +16,8 @@ from transformers import PreTrainedTokenizerBase
 
 from modlens.errors import TaskError
 from modlens.tasks.batch import Batch
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,7 @@ def tokenize_example(
 ) -> tuple[list[int], list[int]]:
     """The prompt's tokens (with the tokenizer's special tokens, e.g. a BOS) and the answer's (without).
 
-    Warns, naming the example, when the answer's first token is not how the tokenizer reads it after the
+    Logs a warning, naming the example, when the answer's first token is not how the tokenizer reads it after the
     prompt (the leading-space trap: ``"Paris"`` after ``"... capital of France is"`` is ``" Paris"``).
 
     Raises:
@@ -143,7 +145,7 @@ def prepends_bos(tokenizer: PreTrainedTokenizerBase | None) -> bool:
 
 
 def _warn_answer(example: int, message: str) -> None:
-    warnings.warn(f"example {example}: {message}", UserWarning, stacklevel=3)
+    log.warning("warning: example %d: %s", example, message)
 
 
 def load_prompt_batch(

@@ -1,8 +1,10 @@
 """Model and task input mistakes, through every command that loads a model: one line, exit 2, no output left."""
 
+import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from modlens.cli import main
 from modlens.models import save_model, tiny_model
@@ -62,3 +64,100 @@ def test_prompt_longer_than_the_context(model_dir: Path, tmp_path: Path, capsys)
     run_all(
         commands(str(model_dir), out, "--prompts", str(prompts)), out, "more than the model's context of 16", capsys
     )
+
+
+# Damaged checkpoints: every command that loads a model, patching included, refuses them in one line.
+
+
+@pytest.fixture(scope="module")
+def pairs_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    file = tmp_path_factory.mktemp("prompts") / "pairs.jsonl"
+    pair = {
+        "prompt": "<bos> sort id 3 1 =",
+        "answer": " 1",
+        "corrupt_prompt": "<bos> sort id 4 2 =",
+        "wrong_answer": " 2",
+    }
+    file.write_text(json.dumps(pair) + "\n")
+    return file
+
+
+def all_commands(model: str, out: Path, pairs: Path) -> list[list[str]]:
+    return [
+        *commands(model, out, "--prompts", str(pairs)),
+        ["patch", model, "--prompts", str(pairs), "--out", str(out)],
+    ]
+
+
+def damaged_copy(model_dir: Path, tmp_path: Path, damage) -> str:
+    import shutil
+
+    copy = tmp_path / "damaged"
+    shutil.copytree(model_dir, copy)
+    damage(copy)
+    return str(copy)
+
+
+def test_truncated_weights(model_dir: Path, pairs_file: Path, tmp_path: Path, capsys) -> None:
+    def truncate(path: Path) -> None:
+        weights = path / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:1000])
+
+    out = tmp_path / "out"
+    model = damaged_copy(model_dir, tmp_path, truncate)
+    run_all(all_commands(model, out, pairs_file), out, "are truncated or corrupt", capsys)
+
+
+def _edit_weights(path: Path, edit) -> None:
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(path / "model.safetensors")
+    edit(weights)
+    save_file(weights, path / "model.safetensors", metadata={"format": "pt"})
+
+
+def test_nan_weight(model_dir: Path, pairs_file: Path, tmp_path: Path, capsys) -> None:
+    def poison(weights) -> None:
+        name = next(k for k in weights if k.endswith("mlp.c_fc.weight"))
+        weights[name][0, 0] = float("nan")
+
+    out = tmp_path / "out"
+    model = damaged_copy(model_dir, tmp_path, lambda p: _edit_weights(p, poison))
+    run_all(all_commands(model, out, pairs_file), out, "mlp.c_fc.weight of", capsys)
+
+
+def test_infinite_clean_logits(model_dir: Path, pairs_file: Path, tmp_path: Path, capsys) -> None:
+    def overflow(weights) -> None:  # finite weights whose forward overflows
+        for name in weights:
+            if name.endswith("wte.weight"):
+                weights[name].fill_(3e38)
+
+    out = tmp_path / "out"
+    model = damaged_copy(model_dir, tmp_path, lambda p: _edit_weights(p, overflow))
+    cmds = [c for c in all_commands(model, out, pairs_file) if c[0] in ("ablate", "patch")]
+    run_all(cmds, out, "hold NaN or infinity", capsys)
+
+
+def test_corrupt_tokenizer(model_dir: Path, pairs_file: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    model = damaged_copy(model_dir, tmp_path, lambda p: (p / "tokenizer.json").write_text("{not json"))
+    run_all(all_commands(model, out, pairs_file), out, "cannot read the tokenizer in", capsys)
+
+
+def test_missing_tokenizer(model_dir: Path, pairs_file: Path, tmp_path: Path, capsys) -> None:
+    def strip(path: Path) -> None:
+        for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+            (path / name).unlink(missing_ok=True)
+
+    out = tmp_path / "out"
+    model = damaged_copy(model_dir, tmp_path, strip)
+    run_all(all_commands(model, out, pairs_file), out, "this model has no tokenizer", capsys)
+
+
+@pytest.mark.parametrize(("device", "message"), [("cuda:7", "cuda:7"), ("tpu", "unknown device 'tpu'")])
+def test_device_that_does_not_exist(model_dir, pairs_file, tmp_path, capsys, device, message) -> None:
+    if device.startswith("cuda") and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    out = tmp_path / "out"
+    cmds = [[*c, "--device", device] for c in all_commands(str(model_dir), out, pairs_file)]
+    run_all(cmds, out, message, capsys)

@@ -1,5 +1,4 @@
 import json
-import warnings
 
 import pytest
 import torch
@@ -75,15 +74,14 @@ def test_batch_rejects_answers_at_position_zero() -> None:
         Batch(torch.zeros(1, 3, dtype=torch.long), torch.tensor([[True, False, False]]))
 
 
-def test_an_answer_glued_to_its_prompt_is_named(tokenizer) -> None:
+def test_an_answer_glued_to_its_prompt_is_named(tokenizer, caplog) -> None:
     from modlens.tasks.prompts import PromptExample
 
     glued = [PromptExample("<bos> sort id 3 1 =", " 1"), PromptExample("<bos> sort id 3 1 = 1", "3")]
-    with pytest.warns(UserWarning, match="example 2: the answer '3' is glued to the last word of its prompt"):
-        encode_prompts(glued, tokenizer, n_ctx=32)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        encode_prompts(glued[:1], tokenizer, n_ctx=32)
+    encode_prompts(glued, tokenizer, n_ctx=32)
+    assert [r.getMessage() for r in caplog.records] == [
+        "warning: example 2: the answer '3' is glued to the last word of its prompt; begin it with a space"
+    ]
 
 
 def test_bos_handling_follows_the_tokenizer(tokenizer_dir) -> None:
