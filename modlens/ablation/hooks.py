@@ -1,4 +1,6 @@
-"""Ablation as TransformerLens hooks on the bridge: ``ablate`` (a context manager) and the hook list it adds."""
+"""Edits as TransformerLens hooks on the bridge: ``ablate`` (a context manager), the hook list it adds, and the
+plain engine that edits one site per hooked forward (the reference of every fast path, and the path for
+architectures without one)."""
 
 import functools
 from collections.abc import Iterator, Sequence
@@ -8,10 +10,21 @@ from typing import Any
 import torch
 
 from modlens._typing import Tensor
-from modlens.ablation.methods import AblationError, Method, Replacement, needs_reference, replacement
+from modlens.ablation.methods import (
+    AblationError,
+    Builder,
+    Method,
+    Replacement,
+    Site,
+    at_position,
+    needs_reference,
+    replacement,
+)
 from modlens.components import Component
+from modlens.errors import NonFiniteError
 from modlens.models import Model
 from modlens.tasks import Batch
+from modlens.tasks.metrics import Metric
 
 Hook = tuple[str, Any]
 
@@ -109,3 +122,36 @@ def ablate(
     hooks = ablation_hooks(model, components, method=method, reference=reference, seed=seed)
     with model.bridge.hooks(fwd_hooks=hooks) as bridge:
         yield bridge
+
+
+@torch.no_grad()
+def run_sites_by_hooks(
+    model: Model, batch: Batch, sites: Sequence[Site], build: Builder, *, metric: Metric, reference: Batch | None
+) -> tuple[float, list[float]]:
+    """``run_sites``'s result through bridge hooks: the reference run cached once (as TransformerLens's patching
+    helpers take a cache), then a full hooked forward per site."""
+    components = list(dict.fromkeys(c for c, _ in sites))
+    for c in components:
+        c.check(model.spec)
+    bridge = model.bridge
+    batch = batch.to(model.device)
+    logits = bridge(batch.tokens)
+    check_finite_logits(logits)
+    clean = float(metric(logits, batch))
+    source = reference if reference is not None else batch
+    cached = reference_activations(model, source.to(model.device), components) if components else {}
+    edited = []
+    for c, position in sites:
+        replace = build(c, cached[c])
+        hook = replacing_hook(c, replace if position is None else at_position(replace, position))
+        edited.append(float(metric(bridge.run_with_hooks(batch.tokens, fwd_hooks=[hook]), batch)))
+    return clean, edited
+
+
+def check_finite_logits(logits: Tensor) -> None:
+    """Raises ``NonFiniteError`` when the unedited run's logits hold NaN or infinity."""
+    if not torch.isfinite(logits).all():
+        raise NonFiniteError(
+            "the model's logits on the unedited batch hold NaN or infinity; check its weights and dtype "
+            "(float16 overflows easily; try float32)"
+        )

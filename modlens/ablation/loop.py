@@ -3,10 +3,9 @@
 from collections.abc import Sequence
 
 import pandas as pd
-import torch
 
-from modlens.ablation.hooks import hooks_from_reference, reference_activations
-from modlens.ablation.methods import Method, needs_reference
+from modlens.ablation.hooks import run_sites_by_hooks
+from modlens.ablation.methods import Method, needs_reference, replacement
 from modlens.ablation.sweep import metric_name, sweep_frame
 from modlens.components import Component
 from modlens.models import Model
@@ -14,7 +13,6 @@ from modlens.tasks import Batch
 from modlens.tasks.metrics import Metric, loss
 
 
-@torch.no_grad()
 def run_ablation_loop(
     model: Model,
     batch: Batch,
@@ -30,17 +28,12 @@ def run_ablation_loop(
     Same arguments and frame as ``run_ablation_sweep``; use it to check the sweep, or as the baseline in
     benchmarks.
     """
-    for c in components:
-        c.check(model.spec)
-    bridge = model.bridge
-    tokens = batch.tokens.to(model.device)
-    batch = batch.to(model.device)
-    reference = reference if reference is not None or not needs_reference(method) else batch
-    clean = float(metric(bridge(tokens), batch))
-    # One cached reference pass for all components, as TransformerLens's patching helpers take a cache.
-    refs = reference_activations(model, reference, components) if reference is not None and components else {}
-    ablated = []
-    for c in components:
-        hooks = hooks_from_reference([c], method=method, reference=refs, seed=seed)
-        ablated.append(float(metric(bridge.run_with_hooks(tokens, fwd_hooks=hooks), batch)))
+    clean, ablated = run_sites_by_hooks(
+        model,
+        batch,
+        [(c, None) for c in components],
+        lambda c, values: replacement(method, values if needs_reference(method) else None, seed=seed),
+        metric=metric,
+        reference=reference,
+    )
     return sweep_frame(components, clean, ablated, method=method, metric=metric_name(metric))

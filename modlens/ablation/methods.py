@@ -11,6 +11,7 @@ from typing import Literal
 import torch
 
 from modlens._typing import Float, Int, Tensor
+from modlens.components import Component
 from modlens.errors import ModlensError
 
 Method = Literal["zero", "mean", "resample"]
@@ -79,6 +80,13 @@ def resample(reference: Tensor | None, *, seed: int = 0) -> Replacement:
         return ref[index, : activation.shape[1]].to(activation.dtype)
 
     return replace
+
+
+Site = tuple[Component, int | None]
+"""A component and the one position where it is edited (``None``: every position)."""
+
+Builder = Callable[[Component, Tensor | None], Replacement]
+"""``build(component, its activations on the reference run or None) -> Replacement``."""
 
 
 def at_position(replace: Replacement, position: int) -> Replacement:

@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from modlens._typing import Float, Int, Tensor
+from modlens.models.modules import LLAMA_LAYOUT, MODULE_PATHS
 
 
 @dataclass
@@ -174,7 +175,7 @@ def _rotate(x: Float[Tensor, "batch pos head d_head"], partner: Tensor | None, c
 
 
 def query_attention(attn: Any, architecture: str, n_heads: int, n_kv_heads: int, d_head: int) -> QueryAttention:
-    """The split projections of a GPT-NeoX, GPT-2 or Llama attention module (its submodules differ by family)."""
+    """The split projections of a GPT-NeoX, GPT-2 or Llama-layout attention module (submodules differ by family)."""
     d_model = n_heads * d_head
     if architecture == "GPTNeoXForCausalLM":
         # the fused projection's rows are [head, (q | k | v), d_head]
@@ -191,7 +192,7 @@ def query_attention(attn: Any, architecture: str, n_heads: int, n_kv_heads: int,
         w, b = attn.c_attn.weight, attn.c_attn.bias
         q_w, kv_w, q_b, kv_b = w[:, :d_model], w[:, d_model:], b[:d_model], b[d_model:]
         o_proj = attn.c_proj
-    elif architecture == "LlamaForCausalLM":
+    elif MODULE_PATHS.get(architecture) is LLAMA_LAYOUT:
         q_w = attn.q_proj.weight.T
         kv_w = torch.cat([attn.k_proj.weight, attn.v_proj.weight]).T
         q_b = attn.q_proj.bias

@@ -10,19 +10,19 @@ attention makes that exact), and the last layer computes queries, attention and 
 """
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 import torch
 
-from modlens._typing import Tensor
-from modlens.ablation.methods import Method, Replacement, at_position, needs_reference, replacement
+from modlens.ablation.hooks import check_finite_logits, run_sites_by_hooks
+from modlens.ablation.methods import Builder, Method, Site, at_position, needs_reference, replacement
 from modlens.ablation.positions import compact_batch, compact_logits, is_answer_local, predicting_positions
 from modlens.ablation.stack import DecoderStack, LayerRecord
 from modlens.components import Component
-from modlens.errors import NonFiniteError
 from modlens.models import Model
+from modlens.models.modules import has_fast_path
 from modlens.progress import progress_bar
 from modlens.tasks import Batch
 from modlens.tasks.metrics import Metric, loss
@@ -99,7 +99,7 @@ def run_ablation_sweep(
     and much faster.
 
     Args:
-        model: a GPT-NeoX, GPT-2 or Llama model.
+        model: any model the bridge loads (batched and fast for ``modlens.models.modules.MODULE_PATHS``).
         batch: the inputs the metric is measured on.
         components: what to ablate, one at a time.
         method: ``"zero"``, ``"mean"`` or ``"resample"`` (see ``modlens.ablation.methods``).
@@ -130,13 +130,6 @@ def run_ablation_sweep(
     return sweep_frame(components, clean, ablated, method=method, metric=metric_name(metric))
 
 
-Site = tuple[Component, int | None]
-"""A component and the one position where it is edited (``None``: every position)."""
-
-Builder = Callable[[Component, Tensor | None], Replacement]
-"""``build(component, its activations on the reference run or None) -> Replacement``."""
-
-
 @torch.no_grad()
 def run_sites(
     model: Model,
@@ -155,9 +148,16 @@ def run_sites(
 
     Each site's activation is replaced by ``build(component, reference values)`` (at its position only,
     when it has one); the reference run is recorded only when ``reference`` is given and is another batch.
+    Architectures without a fast path (``modlens.models.modules``) run one hooked bridge forward per site.
     """
     for c, _ in sites:
         c.check(model.spec)
+    if not has_fast_path(model.spec.architecture):
+        log.warning(
+            "notice: %s has no fast path in modlens; running one bridge forward per site (exact, slower)",
+            model.spec.architecture,
+        )
+        return run_sites_by_hooks(model, batch, sites, build, metric=metric, reference=reference)
     local = is_answer_local(metric) if answer_local is None else answer_local
     batch = batch.to(model.device)
     positions = predicting_positions(batch) if local else torch.arange(batch.n_pos, device=model.device)
@@ -173,11 +173,7 @@ def run_sites(
     block = _block_rows(model, length)
     records = stack.record(batch.tokens[:, :length], block=block)
     clean_logits = stack.logits(records[-1].resid_post[:, positions])
-    if not torch.isfinite(clean_logits).all():
-        raise NonFiniteError(
-            "the model's logits on the unedited batch hold NaN or infinity; check its weights and dtype "
-            "(float16 overflows easily; try float32)"
-        )
+    check_finite_logits(clean_logits)
     clean = score(clean_logits)
     if not sites:
         return clean, []

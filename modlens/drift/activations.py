@@ -13,7 +13,7 @@ from modlens._typing import Bool, Float, Tensor
 from modlens.drift.cka import feature_gram_moments, hsic_terms
 from modlens.errors import PairMismatchError, TaskError
 from modlens.models import Model, check_pair
-from modlens.models.modules import MODULE_PATHS
+from modlens.models.modules import MODULE_PATHS, has_fast_path
 from modlens.progress import progress_bar
 from modlens.tasks import Batch
 
@@ -130,6 +130,8 @@ def _activations(model: Model, tokens: Tensor) -> Float[Tensor, "hook batch pos 
     modules' outputs are the bridge's ``hook_attn_out`` and ``hook_mlp_out``, a layer's output its
     ``hook_resid_post``.
     """
+    if not has_fast_path(model.spec.architecture):
+        return _bridge_activations(model, tokens)
     paths = MODULE_PATHS[model.spec.architecture]
     layers_path, attn_name, mlp_name = paths["layers"], paths["attn"], paths["mlp"]
     layers = list(cast(torch.nn.ModuleList, model.hf.get_submodule(layers_path)))
@@ -158,6 +160,14 @@ def _activations(model: Model, tokens: Tensor) -> Float[Tensor, "hook batch pos 
     if not all(fired):
         raise RuntimeError(f"{fired.count(False)} activation hooks never fired on {model.spec.architecture}")
     return out
+
+
+@torch.no_grad()
+def _bridge_activations(model: Model, tokens: Tensor) -> Float[Tensor, "hook batch pos d_model"]:
+    """``_activations`` through the bridge's hooks, for architectures without module paths."""
+    names = [f"blocks.{layer}.hook_{hook}" for layer in range(model.spec.n_layers) for hook in HOOKS]
+    _, cache = model.bridge.run_with_cache(tokens.to(model.device), names_filter=names)
+    return torch.stack([cache[name].float() for name in names])
 
 
 class _Accumulator:

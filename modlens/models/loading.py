@@ -101,6 +101,18 @@ def _from_directory(path: Path, device: torch.device, dtype: torch.dtype, trust:
     return _from_hf(hf, tokenizer, str(path), None, device, dtype)
 
 
+def check_bridgeable(architecture: str) -> None:
+    """Raises ``ModelLoadError`` for an architecture the TransformerLens bridge cannot load (every intervention
+    in modlens runs through it or is checked against it)."""
+    from transformer_lens.factories.architecture_adapter_factory import SUPPORTED_ARCHITECTURES
+
+    if architecture not in SUPPORTED_ARCHITECTURES:
+        raise ModelLoadError(
+            f"{architecture} cannot be loaded by the TransformerLens bridge, which modlens runs on; causal LMs it "
+            "loads include GPT-2, GPT-NeoX (Pythia), Llama, Qwen2, Mistral, Gemma, Phi and OPT"
+        )
+
+
 def check_device(device: str | torch.device) -> torch.device:
     """The device, if this machine has it.
 
@@ -157,7 +169,7 @@ def _from_hf(
     device: torch.device,
     dtype: torch.dtype,
 ) -> Model:
-    spec_from_hf_config(hf.config)  # fail early, with a clear message, on unsupported models
+    check_bridgeable(spec_from_hf_config(hf.config).architecture)  # fail early, with a clear message
     if hf.config._attn_implementation != "eager":
         # Eager attention gives the bridge its patterns and keeps HF and bridge numerics identical.
         hf.set_attn_implementation("eager")

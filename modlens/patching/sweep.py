@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from modlens.ablation.attribution import activations_and_gradients
-from modlens.ablation.hooks import component_values, reference_activations, replacing_hook
+from modlens.ablation.hooks import component_values, reference_activations, run_sites_by_hooks
 from modlens.ablation.methods import Replacement, at_position
 from modlens.ablation.sweep import DEFAULT_MEMORY_BUDGET, Site, metric_name, run_sites
 from modlens.components import Component
@@ -176,17 +176,7 @@ def run_patching_loop(
     metric = metric or patching_metric(model, pairs)
     sites = patch_sites(pairs, components, positions)
     run, source = runs(pairs.to(model.device), direction)
-    for c in components:
-        c.check(model.spec)
-    bridge = model.bridge
-    cached = reference_activations(model, source, components) if components else {}
-    unpatched = float(metric(bridge(run.tokens), run))
-    patched = [
-        float(
-            metric(bridge.run_with_hooks(run.tokens, fwd_hooks=[replacing_hook(c, patched_values(cached[c], p))]), run)
-        )
-        for c, p in sites
-    ]
+    unpatched, patched = run_sites_by_hooks(model, run, sites, _patched_from_source, metric=metric, reference=source)
     return patching_frame(sites, unpatched, patched, direction=direction, metric=metric_name(metric))
 
 
