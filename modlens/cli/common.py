@@ -4,6 +4,7 @@ import argparse
 
 from modlens.errors import TaskError
 from modlens.models import Model, load_model
+from modlens.models.loading import DTYPES, parse_dtype
 from modlens.tasks import Batch, SyntheticTask, load_prompt_batch, task_layout_of
 
 
@@ -22,10 +23,13 @@ def add_model_arguments(parser: argparse.ArgumentParser, *names: str) -> None:
         parser.add_argument(name, help="model directory or hub id (use --revision for a checkpoint)")
     parser.add_argument("--revision", default=None, help="hub revision, e.g. step1000 for a Pythia checkpoint")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--dtype", default="float32", choices=list(DTYPES), help="weight dtype (default: float32)")
 
 
-def load_cli_model(source: str, args: argparse.Namespace) -> Model:
-    return load_model(source, revision=args.revision, device=args.device)
+def load_cli_model(source: str, args: argparse.Namespace, *, revision_arg: str = "revision") -> Model:
+    """``source`` loaded with the command's device, dtype and the revision in ``args.<revision_arg>``."""
+    revision = getattr(args, revision_arg)
+    return load_model(source, revision=revision, device=args.device, dtype=parse_dtype(args.dtype))
 
 
 def task_batch(model: Model, args: argparse.Namespace) -> Batch:

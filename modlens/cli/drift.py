@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from modlens.cli.common import add_model_arguments, add_task_arguments, task_batch
+from modlens.cli.common import add_model_arguments, add_task_arguments, load_cli_model, task_batch
 from modlens.drift import (
     MEASURES,
     check_tokenizers,
@@ -15,7 +15,7 @@ from modlens.drift import (
     summarize_weight_drift,
 )
 from modlens.errors import ConfigError
-from modlens.models import check_pair, load_model
+from modlens.models import check_pair
 from modlens.outputs import check_out_dir, write_outputs
 from modlens.plots.drift import plot_cka_by_layer, plot_drift_by_depth, plot_spectral_split, plot_weight_drift_heatmap
 from modlens.report import save_figures_page
@@ -47,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"unknown --measures {', '.join(unknown) or '(none)'}; choose from {', '.join(MEASURES)}")
     if args.batch_size <= 0 or args.top_k <= 0:
         raise ConfigError("--batch-size and --top-k must be positive")
-    base = load_model(args.base, revision=args.revision, device=args.device)
-    tuned = load_model(args.tuned, revision=args.tuned_revision, device=args.device)
+    base = load_cli_model(args.base, args)
+    tuned = load_cli_model(args.tuned, args, revision_arg="tuned_revision")
     check_pair(base, tuned)
     check_tokenizers(base, tuned)
     batch = task_batch(base, args)

@@ -16,6 +16,21 @@ from modlens.models.spec import spec_from_hf_config
 
 log = logging.getLogger(__name__)
 
+DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+"""Weight dtypes by name (CLI ``--dtype``, sweep files)."""
+
+
+def parse_dtype(name: str) -> torch.dtype:
+    """The dtype called ``name``.
+
+    Raises:
+        ModelLoadError: an unknown name (the valid ones listed).
+    """
+    if name not in DTYPES:
+        raise ModelLoadError(f"unknown dtype {name!r}; choose one of {', '.join(DTYPES)}")
+    return DTYPES[name]
+
+
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
 
 

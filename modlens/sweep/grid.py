@@ -21,16 +21,22 @@ def unit_key(**coords: Any) -> str:
 
 def expand(spec: SweepSpec) -> list[Unit]:
     """The units of every job of ``spec``, in file order."""
-    return [unit for job in spec.jobs for unit in _expand_job(job, spec.device)]
+    return [unit for job in spec.jobs for unit in _expand_job(job, spec.device, spec.dtype)]
 
 
-def _expand_job(job: Job, device: str) -> list[Unit]:
+def _expand_job(job: Job, device: str, dtype: str) -> list[Unit]:
     if isinstance(job, DriftJob):
-        return _drift_units(job, device)
+        return _drift_units(job, device, dtype)
     units = []
     for model, task, method, seed in itertools.product(job.models, job.tasks, job.methods, job.seeds):
         coords = _coords(job, model=model.label, task=task.label, method=method, seed=seed)
-        common = {"coords": coords, "model": _ref(model), "task": _ref(task), "method": method, "seed": seed}
+        common = {
+            "coords": coords,
+            "model": _model_ref(model, dtype),
+            "task": _ref(task),
+            "method": method,
+            "seed": seed,
+        }
         common |= {"n_examples": job.n_examples, "device": device}
         if isinstance(job, AblationJob):
             kwargs = common | {
@@ -50,10 +56,10 @@ def _expand_job(job: Job, device: str) -> list[Unit]:
     return units
 
 
-def _drift_units(job: DriftJob, device: str) -> list[Unit]:
+def _drift_units(job: DriftJob, device: str, dtype: str) -> list[Unit]:
     units = []
     for base, tuned in job.pairs:
-        pair = {"base": _ref(base), "tuned": _ref(tuned), "device": device}
+        pair = {"base": _model_ref(base, dtype), "tuned": _model_ref(tuned, dtype), "device": device}
         labels = {"model": tuned.label, "base": base.label}
         if job.weights:
             coords = _coords(job, **labels, task=None, method="weights", seed=None)
@@ -83,6 +89,11 @@ def _coords(job: Job, **coords: Any) -> dict[str, Any]:
 
 def _ref(ref: ModelRef | TaskRef) -> dict[str, Any]:
     return dataclasses.asdict(ref)
+
+
+def _model_ref(ref: ModelRef, dtype: str) -> dict[str, Any]:
+    """The model reference a unit loads; the dtype only when not the default, so float32 units keep their keys."""
+    return _ref(ref) | ({} if dtype == "float32" else {"dtype": dtype})
 
 
 def _unit(fn: Any, coords: dict[str, Any], kwargs: dict[str, Any], job: Job) -> Unit:

@@ -17,6 +17,7 @@ from modlens.config import config_from_mapping, parse_overrides
 from modlens.drift import MEASURES
 from modlens.errors import ConfigError, ModlensError
 from modlens.masks import METHODS as MASK_METHODS
+from modlens.models.loading import DTYPES
 from modlens.tasks import METRICS, load_prompts, parse_task_name
 
 
@@ -104,17 +105,26 @@ class SweepSpec:
         out: results directory (relative paths are relative to the file), or None to require ``--out``.
         executor: default executor spec (``local``, ``processes:N``, ``dask://HOST:PORT``).
         device: torch device every unit runs on.
+        dtype: weight dtype of every model (``float32``, ``bfloat16``, ``float16``).
         jobs: the jobs, with models and tasks resolved.
     """
 
     out: str | None = None
     executor: str = "local"
     device: str = "cpu"
+    dtype: str = "float32"
     jobs: tuple[Job, ...] = ()
 
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"unknown dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}")
+
     def config(self) -> dict[str, Any]:
-        """What identifies the sweep's results (its store fingerprint): device and jobs, not out/executor."""
-        return {"device": self.device, "jobs": [dataclasses.asdict(job) for job in self.jobs]}
+        """What identifies the sweep's results (its store fingerprint): device, dtype and jobs, not out/executor.
+
+        The default dtype is left out, so stores written before sweeps had one keep their fingerprint."""
+        dtype = {} if self.dtype == "float32" else {"dtype": self.dtype}
+        return {"device": self.device, **dtype, "jobs": [dataclasses.asdict(job) for job in self.jobs]}
 
 
 TOP_KEYS = tuple(f.name for f in dataclasses.fields(SweepSpec))

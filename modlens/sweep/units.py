@@ -24,6 +24,7 @@ from modlens.drift import (
 from modlens.errors import TaskError
 from modlens.masks import fit_mask
 from modlens.models import Model, check_pair, load_model
+from modlens.models.loading import parse_dtype
 from modlens.modularity import masked_accuracy
 from modlens.tasks import METRICS, Batch, SyntheticTask, answer_accuracy, load_prompt_batch
 from modlens.tasks.model_layout import task_layout_of
@@ -32,16 +33,16 @@ Row = dict[str, Any]
 
 
 @functools.lru_cache(maxsize=2)
-def cached_model(source: str, revision: str | None, device: str) -> Model:
+def cached_model(source: str, revision: str | None, device: str, dtype: str = "float32") -> Model:
     """A loaded model, kept while the next units of the same process use it (drift needs two at once).
 
     Models are read-only in every unit function, so sharing one between units changes no result.
     """
-    return load_model(source, revision=revision, device=device)
+    return load_model(source, revision=revision, device=device, dtype=parse_dtype(dtype))
 
 
 def _model(ref: Mapping[str, Any], device: str) -> Model:
-    return cached_model(ref["source"], ref.get("revision"), device)
+    return cached_model(ref["source"], ref.get("revision"), device, ref.get("dtype", "float32"))
 
 
 def task_batch(model: Model, task: Mapping[str, Any], *, n: int, seed: int, split: str = "test") -> Batch:

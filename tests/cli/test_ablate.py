@@ -82,3 +82,12 @@ def test_prompts_file(model_dir: Path, tmp_path: Path) -> None:
     frame = pd.read_csv(out / "ablation.csv")
     assert list(frame["component"]) == ["L0.mlp", "L1.mlp"] and (frame["method"] == "resample").all()
     assert json.loads((out / "config.json").read_text())["config"]["prompts"].endswith("prompts.jsonl")
+
+
+def test_dtype_is_used_and_recorded(model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert main(["ablate", str(model_dir), "--task", "reverse", "--n-examples", "4", "--components", "L0H1,L1.mlp",
+                 "--dtype", "bfloat16", "--out", str(out)]) == 0  # fmt: skip
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["provenance"]["dtype"] == "torch.bfloat16"
+    assert pd.read_csv(out / "ablation.csv")["ablated"].notna().all()

@@ -62,7 +62,7 @@ def _bad(sweep_dir, change, *overrides) -> str:
 
 def test_unknown_top_level_key_names_it_and_the_valid_ones(sweep_dir):
     message = _bad(sweep_dir, lambda d: d.update(outdir="x"))
-    assert "'outdir'" in message and "valid keys: out, executor, device, jobs" in message
+    assert "'outdir'" in message and "valid keys: out, executor, device, dtype, jobs" in message
 
 
 def test_unknown_job_key_names_job_key_and_valid_keys(sweep_dir):
@@ -144,3 +144,16 @@ def test_arbitrary_jobs_fail_only_with_modlens_errors(sweep_dir, job, kind):
         _parse(sweep_dir, {"jobs": [job]})
     except ModlensError as err:
         assert "\n" not in str(err)
+
+
+def test_dtype_reaches_every_model_and_the_fingerprint_only_when_not_float32(sweep_dir):
+    from modlens.sweep.grid import expand
+
+    default = load_sweep(sweep_dir / "sweep.toml")
+    half = load_sweep(sweep_dir / "sweep.toml", ["dtype=bfloat16"])
+    assert "dtype" not in default.config() and half.config()["dtype"] == "bfloat16"
+    refs = [u.kwargs.get("model") or u.kwargs["tuned"] for u in expand(half)]
+    assert refs and all(r["dtype"] == "bfloat16" for r in refs)
+    assert all("dtype" not in (u.kwargs.get("model") or u.kwargs["tuned"]) for u in expand(default))
+    with pytest.raises(ConfigError, match="unknown dtype 'float8'; choose one of float32, bfloat16, float16"):
+        load_sweep(sweep_dir / "sweep.toml", ["dtype=float8"])
