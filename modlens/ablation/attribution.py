@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from modlens.ablation.alignment import alignment_of
 from modlens.ablation.hooks import component_values, reference_activations
 from modlens.ablation.methods import Method, needs_reference, replacement
 from modlens.ablation.sweep import metric_name, run_ablation_sweep, sweep_frame
@@ -61,10 +62,11 @@ def run_attribution_patching(
             refs = {c: component_values(acts[c.hook_name], c) for c in components}
         else:
             refs = reference_activations(model, reference, components)
+    alignment = alignment_of(batch, reference if reference is not None else batch)
     estimates = []
     for c in components:
         values = component_values(acts[c.hook_name], c)
-        new = replacement(method, refs.get(c), seed=seed)(values)
+        new = replacement(method, refs.get(c), seed=seed, alignment=alignment)(values)
         estimates.append(float(((new - values) * component_values(grad[c.hook_name], c)).sum()))
     return sweep_frame(components, clean, [clean + e for e in estimates], method=method, metric=metric_name(metric))
 

@@ -4,6 +4,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from modlens.ablation.alignment import alignment_of
 from modlens.ablation.hooks import run_sites_by_hooks
 from modlens.ablation.methods import Method, needs_reference, replacement
 from modlens.ablation.sweep import metric_name, sweep_frame
@@ -28,11 +29,14 @@ def run_ablation_loop(
     Same arguments and frame as ``run_ablation_sweep``; use it to check the sweep, or as the baseline in
     benchmarks.
     """
+    alignment = alignment_of(batch, reference if reference is not None else batch)
     clean, ablated = run_sites_by_hooks(
         model,
         batch,
         [(c, None) for c in components],
-        lambda c, values: replacement(method, values if needs_reference(method) else None, seed=seed),
+        lambda c, values: replacement(
+            method, values if needs_reference(method) else None, seed=seed, alignment=alignment
+        ),
         metric=metric,
         reference=reference,
     )

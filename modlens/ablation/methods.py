@@ -11,6 +11,7 @@ from typing import Literal
 import torch
 
 from modlens._typing import Float, Int, Tensor
+from modlens.ablation.alignment import Alignment, aligned_mean, aligned_resample
 from modlens.components import Component
 from modlens.errors import ModlensError
 
@@ -36,14 +37,18 @@ def zero(reference: Tensor | None, *, seed: int = 0) -> Replacement:
     return torch.zeros_like
 
 
-def mean(reference: Tensor | None, *, seed: int = 0) -> Replacement:
+def mean(reference: Tensor | None, *, seed: int = 0, alignment: Alignment | None = None) -> Replacement:
     """Replace each position's activation with its mean over the reference batch at that position.
 
     Positions align from the start of the sequence: position ``p`` is replaced by the reference mean at
-    ``p`` (the reference may be longer; it may not be shorter).
+    ``p`` (the reference may be longer; it may not be shorter). With an ``alignment`` (prompts of different
+    lengths), they align on each row's answer instead (see ``modlens.ablation.alignment``).
     """
     if reference is None:
         raise AblationError("mean ablation needs a reference batch")
+    if alignment is not None:
+        ref, aligned = reference, alignment
+        return lambda activation: aligned_mean(ref, aligned, activation)
     means = reference.mean(dim=0, keepdim=True)
 
     def replace(activation: Tensor) -> Tensor:
@@ -68,15 +73,18 @@ def resample_indices(n_reference: int, n_rows: int, *, seed: int) -> Int[Tensor,
     return (rows + offsets) % n_reference
 
 
-def resample(reference: Tensor | None, *, seed: int = 0) -> Replacement:
-    """Replace each row's activation with another reference row's (seeded; see ``resample_indices``)."""
+def resample(reference: Tensor | None, *, seed: int = 0, alignment: Alignment | None = None) -> Replacement:
+    """Replace each row's activation with another reference row's (seeded; see ``resample_indices``), position
+    by position from the start, or slot by slot on the answers with an ``alignment``."""
     if reference is None:
         raise AblationError("resample ablation needs a reference batch")
     ref = reference
 
     def replace(activation: Tensor) -> Tensor:
-        _check_positions(ref, activation)
         index = resample_indices(ref.shape[0], activation.shape[0], seed=seed).to(ref.device)
+        if alignment is not None:
+            return aligned_resample(ref, alignment, index, activation)
+        _check_positions(ref, activation)
         return ref[index, : activation.shape[1]].to(activation.dtype)
 
     return replace
@@ -106,7 +114,13 @@ ABLATIONS: dict[str, Callable[..., Replacement]] = {"zero": zero, "mean": mean, 
 """Ablation methods by name: ``builder(reference_activations | None, *, seed) -> Replacement``."""
 
 
-def replacement(method: str, reference: Float[Tensor, "batch pos ..."] | None, *, seed: int = 0) -> Replacement:
+def replacement(
+    method: str,
+    reference: Float[Tensor, "batch pos ..."] | None,
+    *,
+    seed: int = 0,
+    alignment: Alignment | None = None,
+) -> Replacement:
     """The registered method's replacement for one component.
 
     Raises:
@@ -114,7 +128,9 @@ def replacement(method: str, reference: Float[Tensor, "batch pos ..."] | None, *
     """
     if method not in ABLATIONS:
         raise AblationError(f"unknown ablation method {method!r}; choose one of {', '.join(ABLATIONS)}")
-    return ABLATIONS[method](reference, seed=seed)
+    if method == "zero":
+        return zero(reference, seed=seed)
+    return ABLATIONS[method](reference, seed=seed, alignment=alignment)
 
 
 def needs_reference(method: str) -> bool:

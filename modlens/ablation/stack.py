@@ -188,16 +188,39 @@ class DecoderStack:
             return self.block_output(layer, resid_pre, attn_out)
         return resid_pre + attn_out + mlp_out
 
-    def resume(self, start: int, hidden: Tensor, records: list[LayerRecord], *, stop: int | None = None) -> Tensor:
-        """Runs layers ``start..stop-1`` (default: to the end) on a (stacked) residual entering layer ``start``."""
+    def resume(
+        self,
+        start: int,
+        hidden: Tensor,
+        records: list[LayerRecord],
+        *,
+        stop: int | None = None,
+        first: int = 0,
+        rows: Tensor | slice = slice(None),
+    ) -> Tensor:
+        """Runs layers ``start..stop-1`` (default: to the end) on a (stacked) residual entering layer ``start``.
+
+        With ``first > 0``, ``hidden`` holds positions ``first..`` only: the earlier positions are the clean
+        record's at batch rows ``rows`` (no edit reached them, and causal attention keeps it so), and each
+        layer computes the later positions alone, reading keys and values of the whole sequence.
+        """
         for i in range(start, len(self.layers) if stop is None else stop):
+            full = self.with_prefix(i, hidden, records, first, rows)
             if i in self.kernel_layers:
-                hidden = self.layer_at(i, hidden, None, records)
+                suffix = None if first == 0 else torch.arange(first, full.shape[1], device=full.device)
+                hidden = self.layer_at(i, full, suffix, records)
                 continue
             rec = records[i]
-            out = self.layers[i](hidden, *rec.call_args, **rec.call_kwargs)
-            hidden = out[0] if isinstance(out, tuple) else out
+            out = _first(self.layers[i](full, *rec.call_args, **rec.call_kwargs))
+            hidden = out[:, first:]
         return hidden
+
+    @staticmethod
+    def with_prefix(layer: int, hidden: Tensor, records: list[LayerRecord], first: int, rows: Tensor | slice) -> Tensor:
+        """The residual entering ``layer``: the clean record's positions ``:first`` (at ``rows``), then ``hidden``."""
+        if first == 0:
+            return hidden
+        return torch.cat([records[layer].resid_pre[rows, :first], hidden], dim=1)
 
     def layer_at(
         self,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
+from modlens.ablation.alignment import alignment_of
 from modlens.ablation.hooks import check_finite_logits, run_sites_by_hooks
 from modlens.ablation.methods import Builder, Method, Site, at_position, needs_reference, replacement
 from modlens.ablation.positions import compact_batch, compact_logits, is_answer_local, predicting_positions
@@ -104,7 +105,8 @@ def run_ablation_sweep(
         components: what to ablate, one at a time.
         method: ``"zero"``, ``"mean"`` or ``"resample"`` (see ``modlens.ablation.methods``).
         metric: ``metric(logits, batch) -> scalar``; built-ins or any function.
-        reference: batch supplying mean/resample values; defaults to ``batch``.
+        reference: batch supplying mean/resample values; defaults to ``batch``. Prompts of different lengths
+            align on their answers (``modlens.ablation.alignment``), others position by position.
         seed: resample seed.
         memory_budget: bytes of activations one stacked forward may use; ablations are chunked to fit.
         answer_local: whether ``metric`` reads logits only at answer-predicting positions (then only those
@@ -115,11 +117,12 @@ def run_ablation_sweep(
     Returns:
         Columns ``component, layer, kind, index, method, metric, clean, ablated, change``.
     """
+    alignment = alignment_of(batch, reference if reference is not None else batch)
     clean, ablated = run_sites(
         model,
         batch,
         [(c, None) for c in components],
-        lambda c, values: replacement(method, values, seed=seed),
+        lambda c, values: replacement(method, values, seed=seed, alignment=alignment),
         metric=metric,
         reference=reference if needs_reference(method) else None,
         memory_budget=memory_budget,
@@ -210,11 +213,19 @@ def run_sites(
             edits = rec.attn_out.new_empty((len(group), *rec.attn_out.shape))
             for (c, position), out in zip(group, edits, strict=True):
                 _edit(out, c, position, rec, ref, build, w_o, w_out)
-            at = rec
+            # an edit that changes nothing (a patch where both runs agree) leaves the metric clean
+            changed = (edits != _values(rec, Component(layer, kinds[-1]))).flatten(1).any(dim=1)
+            results |= {site: clean for site, moved in zip(group, changed.tolist(), strict=True) if not moved}
+            group, edits = [site for site in group if site not in results], edits[changed]
+            if not group:
+                continue
+            at, first = rec, 0
             if layer == last and kinds[0] != "resid":
                 # nothing reads the last layer's other positions: finish it where the metric looks
                 edits, at = edits[:, :, positions], rec.take(positions=positions)
-            tail = _Tail(stack, records, layer, at, kinds[-1], positions, query_path)
+            elif local:
+                first = _first_edited(edits, _values(rec, Component(layer, kinds[-1])), int(positions.min()))
+            tail = _Tail(stack, records, layer, at, kinds[-1], positions, query_path, first)
             flat = edits.flatten(0, 1)
             logits = torch.cat([tail(flat, rows) for rows in _row_blocks(len(flat), block)])
             for site, row in zip(group, logits.unflatten(0, (len(group), n_rows)), strict=True):
@@ -234,26 +245,41 @@ class _Tail:
     """What the stacked rows replace: the layer's ``"attn"`` or ``"mlp"`` output, or its input (``"resid"``)."""
     positions: torch.Tensor
     query_path: bool
+    first: int
+    """The first position any stacked row edits: earlier positions stay clean and are not recomputed."""
 
     def __call__(self, flat: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """Logits of the stacked rows ``rows`` of ``flat`` (``[ablation * batch, ...]``; batch row = row mod batch)."""
-        stack, last = self.stack, len(self.records) - 1
-        first, n_rows = int(rows[0]), len(self.record.resid_pre)
-        edit = flat[first : first + len(rows)]
+        stack, last, first = self.stack, len(self.records) - 1, self.first
+        n_rows = len(self.record.resid_pre)
+        edit = flat[int(rows[0]) : int(rows[0]) + len(rows), first:]
         # a block inside one ablation's rows reads the clean record as a view, others gather
-        start = first % n_rows
-        rec = self.record.take(rows=slice(start, start + len(rows)) if start + len(rows) <= n_rows else rows % n_rows)
+        start = int(rows[0]) % n_rows
+        batch_rows = slice(start, start + len(rows)) if start + len(rows) <= n_rows else rows % n_rows
+        rec = self.record.take(rows=batch_rows)
+        if first:
+            rec = rec.take(positions=torch.arange(first, rec.resid_pre.shape[1], device=edit.device))
         if self.edited == "resid":
             hidden, start = edit, self.layer
         else:
             attn, mlp = (edit, None) if self.edited == "attn" else (None, edit)
             hidden, start = stack.finish_layer(self.layer, rec.resid_pre, attn, mlp, rec), self.layer + 1
         if start <= last and self.query_path:
-            resumed = stack.resume(start, hidden, self.records, stop=last)
-            hidden = stack.last_layer_at(resumed, self.positions, self.records)
+            resumed = stack.resume(start, hidden, self.records, stop=last, first=first, rows=batch_rows)
+            whole = stack.with_prefix(last, resumed, self.records, first, batch_rows)
+            hidden = stack.last_layer_at(whole, self.positions, self.records)
         elif start <= last:
-            hidden = stack.resume(start, hidden, self.records)[:, self.positions]
+            resumed = stack.resume(start, hidden, self.records, first=first, rows=batch_rows)
+            hidden = resumed[:, self.positions - first]
         return stack.logits(hidden)
+
+
+def _first_edited(edits: torch.Tensor, clean: torch.Tensor, limit: int) -> int:
+    """The first position where any of ``edits`` (``[site, batch, pos, ...]``) differs from ``clean``, at most
+    ``limit`` (the first scored position)."""
+    changed = (edits != clean).flatten(3).any(dim=3).any(dim=1).any(dim=0)
+    hits = changed[:limit].nonzero()
+    return int(hits[0]) if len(hits) else limit
 
 
 _CPU_BLOCK_BYTES = 2 << 20

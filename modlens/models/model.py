@@ -54,14 +54,15 @@ class Model:
 
     @functools.cached_property
     def bridge(self) -> Any:
-        """The ``TransformerBridge`` over a copy of ``hf`` (booted on first access, in eval mode)."""
+        """The ``TransformerBridge`` over a copy of ``hf``'s modules that shares its weights (booted on first access,
+        in eval mode)."""
         from transformer_lens.model_bridge import TransformerBridge
 
         label = self.source if Path(self.source).is_dir() else f"modlens-{self.spec.architecture}"
         tokenizer = _disk_backed(self.tokenizer) if self.tokenizer is not None else _id_tokenizer(self.spec)
         bridge = TransformerBridge.boot_transformers(
             label,
-            hf_model=copy.deepcopy(self.hf),
+            hf_model=_sharing_weights(self.hf),
             tokenizer=tokenizer,
             device=str(self.device),
             dtype=self.dtype,
@@ -86,6 +87,17 @@ class Model:
 def check_pair(base: Model, tuned: Model) -> None:
     """Raises ``PairMismatchError`` naming every mismatch when two models cannot be compared weight by weight."""
     check_spec_pair(base.spec, tuned.spec)
+
+
+def _sharing_weights(hf: PreTrainedModel) -> PreTrainedModel:
+    """A copy of ``hf``'s module tree holding the same parameter and buffer tensors.
+
+    The bridge rewrites the module tree it is given (it wraps every submodule), so it needs a tree of its own;
+    the weights need not be copied, which would hold a model twice in memory. (GPT-NeoX bridges still split
+    the fused query/key/value weights into copies.)
+    """
+    shared = {id(t): t for t in (*hf.parameters(), *hf.buffers())}
+    return copy.deepcopy(hf, memo=shared)
 
 
 def _id_tokenizer(spec: ModelSpec) -> PreTrainedTokenizerBase:

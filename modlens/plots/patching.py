@@ -64,9 +64,7 @@ def plot_patching_heatmap(
     fig.update_layout(
         template=TEMPLATE,
         title=f"{direction}: {metric} with one {kind} patched" + (" at one position" if per_position else ""),
-        xaxis_title=x_title,
-        yaxis_title=y_title,
-        xaxis={"type": "category"},
-        yaxis={"autorange": "reversed", "type": "category"},
+        xaxis={"type": "category", "title": {"text": x_title}},
+        yaxis={"autorange": "reversed", "type": "category", "title": {"text": y_title, "standoff": 12}},
     )
     return fig

@@ -71,7 +71,10 @@ def test_refuses_a_non_empty_directory_that_is_not_a_store(sweep_dir, tmp_path, 
         ('[[jobs]]\nkind = "mask"\nmodels = ["models/base"]\ntasks = ["reverse∘nope"]\n', "unknown operation 'nope'"),
         ('[[jobs]]\nkind = "ablation"\nmodels = ["./models/none"]\ntasks = ["reverse"]\n', "'./models/none' does not"),
         ('[[jobs]]\nkind = "probe"\n', "unknown kind 'probe'; valid kinds: ablation, mask, drift"),
-        ('outdir = "x"\n[[jobs]]\nkind = "mask"\n', "unknown key 'outdir'; valid keys: out, executor, device, dtype, jobs"),
+        (
+            'outdir = "x"\n[[jobs]]\nkind = "mask"\n',
+            "unknown key 'outdir'; valid keys: out, executor, device, dtype, jobs",
+        ),
         ('[[jobs]]\nkind = "mask"\nmodels = ["models/base"]\ntasks = ["reverse"]\n', "no output directory"),
     ],
 )

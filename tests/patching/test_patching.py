@@ -128,3 +128,22 @@ def test_prompt_file_with_counterfactuals(tokenizer, tmp_path) -> None:
     file.write_text(json.dumps({**rows[0], "wrong_answer": 3}))
     with pytest.raises(TaskError, match="line 1: wrong_answer must be a non-empty string"):
         load_patching_batch(file, tokenizer, n_ctx=32)
+
+
+@pytest.mark.parametrize("path", ["modules", "no_query_path"])
+def test_skipped_prefix_on_every_resume_path(family_model: Model, pairs, monkeypatch, path) -> None:
+    # per-position patches leave every earlier position clean; the sweep recomputes only the later ones,
+    # through written-out layers by default, here through the modules / without the last layer's query path
+    from modlens.ablation.stack import DecoderStack
+
+    if path == "modules":
+        monkeypatch.setattr(DecoderStack, "check_kernels", lambda self, records, layers: None)
+    else:
+        monkeypatch.setattr(DecoderStack, "query_path_matches", lambda self, records, positions: False)
+    comps = [Component(0, "head", 1), Component(0, "mlp"), Component(1, "resid"), Component(0, "neuron", 3)]
+    fast = run_patching_sweep(family_model, pairs, comps, positions="each", progress=False)
+    slow = run_patching_loop(family_model, pairs, comps, positions="each")
+    metric = patching_metric(family_model, pairs)
+    unit = 1 / abs(metric.clean_value - metric.corrupt_value)
+    assert_frames_close(fast, slow, value="patched", base="unpatched", key="site", unit=unit)
+    assert fast["change"].abs().max() > 1e-3
