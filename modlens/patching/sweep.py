@@ -109,6 +109,19 @@ def patching_frame(
     return frame
 
 
+def _setup(
+    model: Model,
+    pairs: PatchingBatch,
+    components: Sequence[Component],
+    positions: Positions,
+    direction: Direction,
+    metric: Metric | None,
+) -> tuple[Metric, list[Site], Batch, Batch]:
+    """The metric (default: normalised on ``model``), the sites, the patched run and its source run."""
+    run, source = runs(pairs.to(model.device), direction)
+    return metric or patching_metric(model, pairs), patch_sites(pairs, components, positions), run, source
+
+
 def _patched_from_source(component: Component, source: torch.Tensor | None) -> Replacement:
     assert source is not None  # run_sites reads the source run's activations when given a reference
     return patched_values(source)
@@ -144,9 +157,7 @@ def run_patching_sweep(
     Returns:
         Columns ``site, component, layer, kind, index, position, direction, metric, unpatched, patched, change``.
     """
-    metric = metric or patching_metric(model, pairs)
-    sites = patch_sites(pairs, components, positions)
-    run, source = runs(pairs.to(model.device), direction)
+    metric, sites, run, source = _setup(model, pairs, components, positions, direction, metric)
     unpatched, patched = run_sites(
         model,
         run,
@@ -173,9 +184,7 @@ def run_patching_loop(
     metric: Metric | None = None,
 ) -> pd.DataFrame:
     """``run_patching_sweep``'s result the plain way: the source run cached once, then one hooked forward per site."""
-    metric = metric or patching_metric(model, pairs)
-    sites = patch_sites(pairs, components, positions)
-    run, source = runs(pairs.to(model.device), direction)
+    metric, sites, run, source = _setup(model, pairs, components, positions, direction, metric)
     unpatched, patched = run_sites_by_hooks(model, run, sites, _patched_from_source, metric=metric, reference=source)
     return patching_frame(sites, unpatched, patched, direction=direction, metric=metric_name(metric))
 
@@ -195,9 +204,7 @@ def run_attribution_patching_pairs(
     "Attribution Patching"). The frame of ``run_patching_sweep`` with ``patched = unpatched + estimate``;
     compare it with the exact sweep (``compare_attribution(..., key="site")``) before trusting it.
     """
-    metric = metric or patching_metric(model, pairs)
-    sites = patch_sites(pairs, components, positions)
-    run, source = runs(pairs.to(model.device), direction)
+    metric, sites, run, source = _setup(model, pairs, components, positions, direction, metric)
     for c in components:
         c.check(model.spec)
     names = sorted({c.hook_name for c in components})
