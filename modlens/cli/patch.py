@@ -4,6 +4,7 @@ import argparse
 from pathlib import Path
 
 import pandas as pd
+from transformers import PreTrainedTokenizerBase
 
 from modlens.ablation import compare_attribution
 from modlens.cli.ablate import resolve_components
@@ -72,10 +73,11 @@ def parse_positions(text: str | None) -> Positions:
         raise ConfigError(f"--positions must be 'each' or comma-separated integers, got {text!r}") from None
 
 
-def _tokens(model_tokenizer: object, pairs: PatchingBatch) -> list[str] | None:
-    if model_tokenizer is None or not pairs.equal_lengths:
+def _tokens(tokenizer: PreTrainedTokenizerBase | None, pairs: PatchingBatch) -> list[str] | None:
+    """The clean prompt's tokens, when every pair has one length (then they label the positions)."""
+    if tokenizer is None or not pairs.equal_lengths:
         return None
-    return [model_tokenizer.decode([int(t)]) for t in pairs.clean.tokens[0]]  # type: ignore[attr-defined]
+    return [str(tokenizer.decode([int(t)])) for t in pairs.clean.tokens[0]]
 
 
 def run(args: argparse.Namespace) -> int:
