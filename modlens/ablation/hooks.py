@@ -21,8 +21,7 @@ from modlens.ablation.methods import (
     replacement,
 )
 from modlens.components import Component
-from modlens.errors import NonFiniteError
-from modlens.models import Model
+from modlens.models import Model, check_finite
 from modlens.tasks import Batch
 from modlens.tasks.metrics import Metric
 
@@ -136,7 +135,7 @@ def run_sites_by_hooks(
     bridge = model.bridge
     batch = batch.to(model.device)
     logits = bridge(batch.tokens)
-    check_finite_logits(logits)
+    check_finite(logits, "the model's logits on the unedited batch")
     clean = float(metric(logits, batch))
     source = reference if reference is not None else batch
     cached = reference_activations(model, source.to(model.device), components) if components else {}
@@ -146,12 +145,3 @@ def run_sites_by_hooks(
         hook = replacing_hook(c, replace if position is None else at_position(replace, position))
         edited.append(float(metric(bridge.run_with_hooks(batch.tokens, fwd_hooks=[hook]), batch)))
     return clean, edited
-
-
-def check_finite_logits(logits: Tensor) -> None:
-    """Raises ``NonFiniteError`` when the unedited run's logits hold NaN or infinity."""
-    if not torch.isfinite(logits).all():
-        raise NonFiniteError(
-            "the model's logits on the unedited batch hold NaN or infinity; check its weights and dtype "
-            "(float16 overflows easily; try float32)"
-        )

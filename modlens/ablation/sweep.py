@@ -17,12 +17,12 @@ import pandas as pd
 import torch
 
 from modlens.ablation.alignment import alignment_of
-from modlens.ablation.hooks import check_finite_logits, run_sites_by_hooks
+from modlens.ablation.hooks import run_sites_by_hooks
 from modlens.ablation.methods import Builder, Method, Site, at_position, needs_reference, replacement
 from modlens.ablation.positions import compact_batch, compact_logits, is_answer_local, predicting_positions
 from modlens.ablation.stack import DecoderStack, LayerRecord
 from modlens.components import Component
-from modlens.models import Model
+from modlens.models import Model, check_finite
 from modlens.models.modules import has_fast_path
 from modlens.progress import progress_bar
 from modlens.tasks import Batch
@@ -176,7 +176,7 @@ def run_sites(
     block = _block_rows(model, length)
     records = stack.record(batch.tokens[:, :length], block=block)
     clean_logits = stack.logits(records[-1].resid_post[:, positions])
-    check_finite_logits(clean_logits)
+    check_finite(clean_logits, "the model's logits on the unedited batch")
     clean = score(clean_logits)
     if not sites:
         return clean, []

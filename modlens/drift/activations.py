@@ -12,7 +12,7 @@ import torch
 from modlens._typing import Bool, Float, Tensor
 from modlens.drift.cka import feature_gram_moments, hsic_terms
 from modlens.errors import PairMismatchError, TaskError
-from modlens.models import Model, check_pair
+from modlens.models import Model, check_finite, check_pair
 from modlens.models.modules import MODULE_PATHS, has_fast_path
 from modlens.progress import progress_bar
 from modlens.tasks import Batch
@@ -84,6 +84,8 @@ def run_activation_drift(
             valid = valid_all[start : start + batch_size].reshape(-1).to(base.device)
             acts0 = _activations(base, tokens).flatten(1, 2)
             acts1 = _activations(tuned, tokens).flatten(1, 2)
+            check_finite(acts0, "the base model's activations on this batch")
+            check_finite(acts1, "the tuned model's activations on this batch")
             if not bool(valid.all()):
                 acts0, acts1 = acts0[:, valid], acts1[:, valid]
             stats.update(acts0.reshape(len(names), -1, d_model), acts1.reshape(len(names), -1, d_model))

@@ -14,7 +14,7 @@ from modlens.masks.chance import at_chance, chance_accuracy
 from modlens.masks.continuous_sparsification import ContinuousSparsification
 from modlens.masks.hard_concrete import HardConcrete
 from modlens.masks.mask import GRANULARITIES, Mask, MaskError, shape_of
-from modlens.models.model import Model
+from modlens.models.model import Model, check_finite
 from modlens.progress import progress_bar
 from modlens.tasks.batch import Batch
 from modlens.tasks.metrics import Metric, answer_accuracy, loss
@@ -181,8 +181,14 @@ def _task_loss(
 
 @torch.no_grad()
 def _warn_if_at_chance(model: Model, batch: Batch) -> None:
-    """Warns when the unmasked model scores at chance: there is no computation to localize."""
-    acc = float(answer_accuracy(model.logits(batch.tokens), batch))
+    """Warns when the unmasked model scores at chance: there is no computation to localize.
+
+    Raises:
+        NonFiniteError: the unmasked model's logits hold NaN or infinity.
+    """
+    logits = model.logits(batch.tokens)
+    check_finite(logits, "the unmasked model's logits")
+    acc = float(answer_accuracy(logits, batch))
     chance = chance_accuracy(batch)
     if at_chance(acc, batch):
         warnings.warn(

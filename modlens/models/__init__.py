@@ -2,7 +2,7 @@
 
 from modlens.models.factory import FAMILIES, tiny_hf_model, tiny_model
 from modlens.models.loading import load_model, unwrap_bridge
-from modlens.models.model import Model, check_pair
+from modlens.models.model import Model, check_finite, check_pair
 from modlens.models.saving import read_provenance, save_model
 from modlens.models.spec import ModelSpec, spec_from_hf_config
 
@@ -10,6 +10,7 @@ __all__ = [
     "FAMILIES",
     "Model",
     "ModelSpec",
+    "check_finite",
     "check_pair",
     "load_model",
     "read_provenance",

@@ -12,6 +12,7 @@ import torch
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from modlens._typing import Float, Tensor, Tokens
+from modlens.errors import NonFiniteError
 from modlens.models.spec import ModelSpec, check_spec_pair, spec_from_hf_config
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,14 @@ class Model:
 def check_pair(base: Model, tuned: Model) -> None:
     """Raises ``PairMismatchError`` naming every mismatch when two models cannot be compared weight by weight."""
     check_spec_pair(base.spec, tuned.spec)
+
+
+def check_finite(values: Tensor, what: str) -> None:
+    """Raises ``NonFiniteError`` when ``values`` (a model's outputs, named by ``what``) hold NaN or infinity."""
+    if not torch.isfinite(values).all():
+        raise NonFiniteError(
+            f"{what} hold NaN or infinity; check the weights and the dtype (float16 overflows easily; try float32)"
+        )
 
 
 def _sharing_weights(hf: PreTrainedModel) -> PreTrainedModel:
