@@ -12,6 +12,7 @@ attention makes that exact), and the last layer computes queries, attention and 
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import torch
@@ -45,10 +46,7 @@ def sweep_frame(
     """The tidy result of a sweep: one row per component with the clean and ablated metric and the change."""
     frame = pd.DataFrame(
         {
-            "component": [str(c) for c in components],
-            "layer": [c.layer for c in components],
-            "kind": [c.kind for c in components],
-            "index": pd.array([c.index for c in components], dtype="Int64"),
+            **component_columns(components),
             "method": method,
             "metric": metric,
             "clean": float(clean),
@@ -58,6 +56,16 @@ def sweep_frame(
     )
     frame["change"] = frame["ablated"] - frame["clean"]
     return frame
+
+
+def component_columns(components: Sequence[Component]) -> dict[str, Any]:
+    """The columns naming each row's component: ``component, layer, kind, index`` (nullable)."""
+    return {
+        "component": [str(c) for c in components],
+        "layer": [c.layer for c in components],
+        "kind": [c.kind for c in components],
+        "index": pd.array([c.index for c in components], dtype="Int64"),
+    }
 
 
 def metric_name(metric: Metric) -> str:
@@ -213,10 +221,12 @@ def run_sites(
             edits = rec.attn_out.new_empty((len(group), *rec.attn_out.shape))
             for (c, position), out in zip(group, edits, strict=True):
                 _edit(out, c, position, rec, ref, build, w_o, w_out)
-            # an edit that changes nothing (a patch where both runs agree) leaves the metric clean
-            changed = (edits != _values(rec, Component(layer, kinds[-1]))).flatten(1).any(dim=1)
-            results |= {site: clean for site, moved in zip(group, changed.tolist(), strict=True) if not moved}
-            group, edits = [site for site in group if site not in results], edits[changed]
+            # where each edit changes anything ([site, pos]); an edit that changes nothing (a patch where both
+            # runs agree) leaves the metric clean
+            moved = (edits != _values(rec, Component(layer, kinds[-1]))).flatten(3).any(dim=3).any(dim=1)
+            changed = moved.any(dim=1)
+            results |= {site: clean for site, kept in zip(group, changed.tolist(), strict=True) if not kept}
+            group, edits, moved = [site for site in group if site not in results], edits[changed], moved[changed]
             if not group:
                 continue
             at, first = rec, 0
@@ -224,7 +234,7 @@ def run_sites(
                 # nothing reads the last layer's other positions: finish it where the metric looks
                 edits, at = edits[:, :, positions], rec.take(positions=positions)
             elif local:
-                first = _first_edited(edits, _values(rec, Component(layer, kinds[-1])), int(positions.min()))
+                first = _first_edited(moved, int(positions.min()))
             tail = _Tail(stack, records, layer, at, kinds[-1], positions, query_path, first)
             flat = edits.flatten(0, 1)
             logits = torch.cat([tail(flat, rows) for rows in _row_blocks(len(flat), block)])
@@ -274,11 +284,10 @@ class _Tail:
         return stack.logits(hidden)
 
 
-def _first_edited(edits: torch.Tensor, clean: torch.Tensor, limit: int) -> int:
-    """The first position where any of ``edits`` (``[site, batch, pos, ...]``) differs from ``clean``, at most
-    ``limit`` (the first scored position)."""
-    changed = (edits != clean).flatten(3).any(dim=3).any(dim=1).any(dim=0)
-    hits = changed[:limit].nonzero()
+def _first_edited(moved: torch.Tensor, limit: int) -> int:
+    """The first position where any site's edit changes anything (``moved``: ``[site, pos]``), at most ``limit``
+    (the first scored position)."""
+    hits = moved.any(dim=0)[:limit].nonzero()
     return int(hits[0]) if len(hits) else limit
 
 

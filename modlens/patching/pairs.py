@@ -10,7 +10,7 @@ from transformers import PreTrainedTokenizerBase
 from modlens._typing import Int, Tensor
 from modlens.errors import TaskError
 from modlens.tasks.batch import Batch
-from modlens.tasks.prompts import PromptExample, load_prompts, tokenize_example
+from modlens.tasks.prompts import PromptExample, load_prompts, require_tokenizer, tokenize_example
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,6 +104,4 @@ def load_patching_batch(
     path: "str | os.PathLike[str]", tokenizer: PreTrainedTokenizerBase | None, *, n_ctx: int
 ) -> PatchingBatch:
     """``load_prompts`` then ``encode_pairs``; the model must come with a tokenizer."""
-    if tokenizer is None:
-        raise TaskError("this model has no tokenizer, so it cannot read a prompts file; save one beside it")
-    return encode_pairs(load_prompts(path), tokenizer, n_ctx=n_ctx, task=Path(path).stem)
+    return encode_pairs(load_prompts(path), require_tokenizer(tokenizer), n_ctx=n_ctx, task=Path(path).stem)

@@ -15,7 +15,7 @@ import torch
 from modlens.ablation.attribution import activations_and_gradients
 from modlens.ablation.hooks import component_values, reference_activations, run_sites_by_hooks
 from modlens.ablation.methods import Replacement, at_position
-from modlens.ablation.sweep import DEFAULT_MEMORY_BUDGET, Site, metric_name, run_sites
+from modlens.ablation.sweep import DEFAULT_MEMORY_BUDGET, Site, component_columns, metric_name, run_sites
 from modlens.components import Component
 from modlens.errors import TaskError
 from modlens.models import Model
@@ -93,10 +93,7 @@ def patching_frame(
     frame = pd.DataFrame(
         {
             "site": [str(c) if p is None else f"{c}@{p}" for c, p in sites],
-            "component": [str(c) for c, _ in sites],
-            "layer": [c.layer for c, _ in sites],
-            "kind": [c.kind for c, _ in sites],
-            "index": pd.array([c.index for c, _ in sites], dtype="Int64"),
+            **component_columns([c for c, _ in sites]),
             "position": pd.array([p for _, p in sites], dtype="Int64"),
             "direction": direction,
             "metric": metric,

@@ -152,6 +152,11 @@ def load_prompt_batch(
     path: "str | os.PathLike[str]", tokenizer: PreTrainedTokenizerBase | None, *, n_ctx: int
 ) -> Batch:
     """``load_prompts`` then ``encode_prompts``; the model must come with a tokenizer."""
+    return encode_prompts(load_prompts(path), require_tokenizer(tokenizer), n_ctx=n_ctx, task=Path(path).stem)
+
+
+def require_tokenizer(tokenizer: PreTrainedTokenizerBase | None) -> PreTrainedTokenizerBase:
+    """The tokenizer a prompts file needs, or ``TaskError`` when the model came without one."""
     if tokenizer is None:
         raise TaskError("this model has no tokenizer, so it cannot read a prompts file; save one beside it")
-    return encode_prompts(load_prompts(path), tokenizer, n_ctx=n_ctx, task=Path(path).stem)
+    return tokenizer

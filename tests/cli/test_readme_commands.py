@@ -15,11 +15,15 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 SECTIONS = ("## Activation patching", "## Real checkpoints")
 
 
-def readme_commands(section: str) -> list[list[str]]:
+def readme_blocks(section: str, language: str) -> list[str]:
     text = README.read_text(encoding="utf-8")
     start = text.index(section)
     body = text[start : text.find("\n## ", start + 1)]
-    blocks = re.findall(r"```bash\n(.*?)```", body, flags=re.S)
+    return re.findall(rf"```{language}\n(.*?)```", body, flags=re.S)
+
+
+def readme_commands(section: str) -> list[list[str]]:
+    blocks = readme_blocks(section, "bash")
     return [shlex.split(line) for block in blocks for line in block.splitlines() if line.startswith("modlens ")]
 
 
@@ -52,3 +56,14 @@ def test_patching_commands_run(command, model_dir, pairs_file, tmp_path, capsys)
     assert main(args) == 0, capsys.readouterr().err
     out = Path(args[args.index("--out") + 1])
     assert (out / "patching.csv").is_file() and (out / "config.json").is_file()
+
+
+def test_patching_python_block_runs(model_dir, pairs_file, tmp_path, monkeypatch) -> None:
+    from modlens.models import load_model
+
+    (block,) = readme_blocks(SECTIONS[0], "python")
+    (tmp_path / "pairs.jsonl").write_text(pairs_file.read_text())
+    monkeypatch.chdir(tmp_path)
+    namespace = {"model": load_model(model_dir)}
+    exec(compile(block, "README.md", "exec"), namespace)
+    assert len(namespace["exact"]) == 8 and len(namespace["resid"]) == 2 * (namespace["pairs"].n_pos - 1)
