@@ -1,79 +1,88 @@
 """modlens: does pretraining quality change the modularity of fine-tuned models?
 
 Importing modlens changes nothing global: no plotting templates, no torch settings, no output.
+
+The names below load on first use, so ``import modlens`` (and ``modlens --help``) does not import torch.
 """
 
-from modlens.ablation import ablate, run_ablation_sweep, run_attribution_patching
-from modlens.components import Component, parse_component
-from modlens.drift import (
-    debiased_cka,
-    linear_cka,
-    minibatch_cka,
-    rbf_cka,
-    run_activation_drift,
-    run_weight_drift,
-)
-from modlens.errors import ConfigError, ModelLoadError, ModlensError, PairMismatchError, TaskError
-from modlens.masks import Mask, MaskError, fit_mask, load_mask, masked, save_mask
-from modlens.models import Model, ModelSpec, check_pair, load_model, save_model, tiny_model
-from modlens.modularity import run_modularity
-from modlens.progress import set_progress
-from modlens.tasks import (
-    Batch,
-    SyntheticTask,
-    TaskLayout,
-    answer_accuracy,
-    load_prompt_batch,
-    logit_diff,
-    loss,
-    token_accuracy,
-)
-from modlens.training import FinetuneConfig, PretrainConfig, finetune, pretrain
+# ruff: noqa: F401  (the TYPE_CHECKING imports at the end exist for type checkers; tests/test_import.py checks them)
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Batch",
-    "Component",
-    "ConfigError",
-    "FinetuneConfig",
-    "Mask",
-    "MaskError",
-    "Model",
-    "ModelLoadError",
-    "ModelSpec",
-    "ModlensError",
-    "PairMismatchError",
-    "PretrainConfig",
-    "SyntheticTask",
-    "TaskError",
-    "TaskLayout",
-    "__version__",
-    "ablate",
-    "answer_accuracy",
-    "check_pair",
-    "debiased_cka",
-    "finetune",
-    "fit_mask",
-    "linear_cka",
-    "load_mask",
-    "load_model",
-    "load_prompt_batch",
-    "logit_diff",
-    "loss",
-    "masked",
-    "minibatch_cka",
-    "parse_component",
-    "pretrain",
-    "rbf_cka",
-    "run_ablation_sweep",
-    "run_activation_drift",
-    "run_attribution_patching",
-    "run_modularity",
-    "run_weight_drift",
-    "save_mask",
-    "save_model",
-    "set_progress",
-    "tiny_model",
-    "token_accuracy",
-]
+_EXPORTS = {
+    "modlens.ablation": ("ablate", "run_ablation_sweep", "run_attribution_patching"),
+    "modlens.components": ("Component", "parse_component"),
+    "modlens.drift": (
+        "debiased_cka",
+        "linear_cka",
+        "minibatch_cka",
+        "rbf_cka",
+        "run_activation_drift",
+        "run_weight_drift",
+    ),
+    "modlens.errors": ("ConfigError", "ModelLoadError", "ModlensError", "PairMismatchError", "TaskError"),
+    "modlens.masks": ("Mask", "MaskError", "fit_mask", "load_mask", "masked", "save_mask"),
+    "modlens.models": ("Model", "ModelSpec", "check_pair", "load_model", "save_model", "tiny_model"),
+    "modlens.modularity": ("run_modularity",),
+    "modlens.progress": ("set_progress",),
+    "modlens.tasks": (
+        "Batch",
+        "SyntheticTask",
+        "TaskLayout",
+        "answer_accuracy",
+        "load_prompt_batch",
+        "logit_diff",
+        "loss",
+        "token_accuracy",
+    ),
+    "modlens.training": ("FinetuneConfig", "PretrainConfig", "finetune", "pretrain"),
+}
+"""The public API: each name and the module it lives in."""
+
+_MODULE_OF = {name: module for module, exported in _EXPORTS.items() for name in exported}
+
+__all__ = sorted([*_MODULE_OF, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'modlens' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_MODULE_OF[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # the same names, eagerly, for type checkers and editors
+    from modlens.ablation import ablate, run_ablation_sweep, run_attribution_patching
+    from modlens.components import Component, parse_component
+    from modlens.drift import (
+        debiased_cka,
+        linear_cka,
+        minibatch_cka,
+        rbf_cka,
+        run_activation_drift,
+        run_weight_drift,
+    )
+    from modlens.errors import ConfigError, ModelLoadError, ModlensError, PairMismatchError, TaskError
+    from modlens.masks import Mask, MaskError, fit_mask, load_mask, masked, save_mask
+    from modlens.models import Model, ModelSpec, check_pair, load_model, save_model, tiny_model
+    from modlens.modularity import run_modularity
+    from modlens.progress import set_progress
+    from modlens.tasks import (
+        Batch,
+        SyntheticTask,
+        TaskLayout,
+        answer_accuracy,
+        load_prompt_batch,
+        logit_diff,
+        loss,
+        token_accuracy,
+    )
+    from modlens.training import FinetuneConfig, PretrainConfig, finetune, pretrain

@@ -1,28 +1,14 @@
-"""The ``modlens`` command. ``main(argv) -> int`` so tests call it directly."""
+"""The ``modlens`` command. ``main(argv) -> int`` so tests call it directly; the grammar is in ``parsers.py``."""
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
-from types import ModuleType
 
+from modlens import __version__
+from modlens.cli.parsers import COMMANDS
 from modlens.errors import ModlensError
-
-
-def _commands() -> dict[str, ModuleType]:
-    """Subcommand modules by name; each has ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``."""
-    from modlens.cli import ablate, drift, mask, patch, report, study, sweep, zoo
-
-    return {
-        "study": study,
-        "zoo": zoo,
-        "ablate": ablate,
-        "patch": patch,
-        "drift": drift,
-        "mask": mask,
-        "sweep": sweep,
-        "report": report,
-    }
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,10 +16,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="modlens",
         description="Does pretraining quality change the modularity of fine-tuned models? Measure it.",
     )
+    parser.add_argument("--version", action="version", version=f"modlens {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, module in _commands().items():
-        module.add_arguments(sub.add_parser(name, help=module.HELP, description=module.HELP))
+    for name, (help_text, add_arguments) in COMMANDS.items():
+        add_arguments(sub.add_parser(name, help=help_text, description=help_text))
     return parser
 
 
@@ -44,7 +31,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     _quiet_transformers()
     try:
-        return int(_commands()[args.command].run(args))
+        command = importlib.import_module(f"modlens.cli.{args.command}")  # only now: the heavy imports
+        return int(command.run(args))
     except ModlensError as err:
         print(f"modlens {args.command}: error: {err}", file=sys.stderr)
         return 2

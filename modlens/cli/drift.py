@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from modlens.cli.common import add_model_arguments, add_task_arguments, load_cli_model, task_batch
+from modlens.cli.common import load_cli_model, task_batch
 from modlens.drift import (
     MEASURES,
     check_tokenizers,
@@ -20,27 +20,11 @@ from modlens.outputs import check_out_dir, write_outputs
 from modlens.plots.drift import plot_cka_by_layer, plot_drift_by_depth, plot_spectral_split, plot_weight_drift_heatmap
 from modlens.report import save_figures_page
 
-HELP = "compare a base and a fine-tuned model: weight, spectral and activation (CKA) drift per layer"
 PAGE = "drift.html"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_model_arguments(parser, "base", "tuned")
-    parser.add_argument("--tuned-revision", default=None, help="hub revision of TUNED (--revision applies to BASE)")
-    add_task_arguments(parser)
-    parser.add_argument(
-        "--measures",
-        default="linear_cka,debiased_cka,cosine",
-        help=f"comma-separated activation measures, from {', '.join(MEASURES)}",
-    )
-    parser.add_argument("--batch-size", type=int, default=8, help="sequences per minibatch (streamed CKA)")
-    parser.add_argument("--top-k", type=int, default=8, help="singular subspace size for principal angles")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output directory (must be new or empty)")
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
-
-
 def run(args: argparse.Namespace) -> int:
-    out = check_out_dir(args.out, overwrite=args.overwrite)
+    out = check_out_dir(args.out, overwrite=args.replace)
     measures = tuple(m.strip() for m in args.measures.split(",") if m.strip())
     unknown = [m for m in measures if m not in MEASURES]
     if unknown or not measures:
@@ -54,7 +38,9 @@ def run(args: argparse.Namespace) -> int:
     batch = task_batch(base, args)
 
     weights = run_weight_drift(base, tuned, top_k=args.top_k)
-    activations = run_activation_drift(base, tuned, batch, measures=measures, batch_size=args.batch_size)
+    activations = run_activation_drift(
+        base, tuned, batch, measures=measures, batch_size=args.batch_size, progress=not args.no_progress
+    )
     summary = pd.concat(
         [
             summarize_weight_drift(weights, n_layers=base.spec.n_layers).assign(source="weights", hook=None),
@@ -86,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         config=config,
         tables={"weights": weights, "activations": activations, "summary": summary},
         writers={PAGE: lambda path: save_figures_page(figures, path, title=f"Drift: {args.base} → {args.tuned}")},
-        overwrite=args.overwrite,
+        overwrite=args.replace,
         seed=args.seed,
         device=str(base.device),
         dtype=str(base.dtype),

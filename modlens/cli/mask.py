@@ -4,34 +4,17 @@ import argparse
 
 import pandas as pd
 
-from modlens.cli.common import add_model_arguments, add_task_arguments, load_cli_model, task_batch
-from modlens.masks import GRANULARITIES, METHODS, REPLACEMENTS, Replacement, fit_mask, save_mask
+from modlens.cli.common import load_cli_model, task_batch
+from modlens.masks import Replacement, fit_mask, save_mask
 from modlens.modularity import masked_accuracy
 from modlens.outputs import check_out_dir, write_outputs
 from modlens.plots.masks import plot_mask_density
 from modlens.report import save_figure_html
 from modlens.tasks import SyntheticTask, answer_accuracy, task_layout_of
 
-HELP = "learn the sparse subnetwork (mask) a model uses for a task; write the mask, a summary and a density figure"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_model_arguments(parser)
-    add_task_arguments(parser)
-    parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    parser.add_argument("--granularity", choices=GRANULARITIES, default="component", help="heads+neurons or weights")
-    parser.add_argument("--method", choices=list(METHODS), default="continuous_sparsification", help="mask method")
-    parser.add_argument("--sparsity", type=float, default=0.5, help="weight of the size penalty, in (0, 1)")
-    parser.add_argument("--steps", type=int, default=200, help="optimiser steps")
-    parser.add_argument("--mask-seed", type=int, default=0, help="seed of the mask fit")
-    parser.add_argument(
-        "--ablation", choices=REPLACEMENTS, default="mean", help="what removed heads/neurons become (weights: zero)"
-    )
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
-
 
 def run(args: argparse.Namespace) -> int:
-    out = check_out_dir(args.out, overwrite=args.overwrite)
+    out = check_out_dir(args.out, overwrite=args.replace)
     model = load_cli_model(args.model, args)
     evaluation = task_batch(model, args)
     if args.prompts:
@@ -44,13 +27,14 @@ def run(args: argparse.Namespace) -> int:
         model,
         fit_batch,
         granularity=args.granularity,
-        method=args.method,
+        method=args.algorithm,
         sparsity=args.sparsity,
         steps=args.steps,
         seed=args.mask_seed,
-        ablation=args.ablation,
+        ablation=args.replacement,
+        progress=not args.no_progress,
     )
-    method: Replacement = args.ablation if args.granularity == "component" else "zero"
+    method: Replacement = args.replacement if args.granularity == "component" else "zero"
     full = float(answer_accuracy(model.logits(evaluation.tokens), evaluation))
     inside = masked_accuracy(model, mask, evaluation, keep="inside", method=method)
     outside = masked_accuracy(model, mask, evaluation, keep="outside", method=method)
@@ -76,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         config=config,
         tables={"summary": summary, "density": mask.density_by_layer()},
         writers={mask_file: lambda path: save_mask(mask, path), "density.html": lambda p: save_figure_html(figure, p)},
-        overwrite=args.overwrite,
+        overwrite=args.replace,
         seed=args.mask_seed,
     )
     print(

@@ -8,7 +8,7 @@ from transformers import PreTrainedTokenizerBase
 
 from modlens.ablation import compare_attribution
 from modlens.cli.ablate import resolve_components
-from modlens.cli.common import add_model_arguments, load_cli_model
+from modlens.cli.common import load_cli_model
 from modlens.errors import ConfigError
 from modlens.outputs import check_out_dir, write_outputs
 from modlens.patching import (
@@ -23,43 +23,6 @@ from modlens.patching import (
 from modlens.plots.patching import plot_patching_heatmap
 from modlens.report import save_figure_html
 from modlens.tasks.prompts import prepends_bos
-
-HELP = "patch each component's activation between clean and corrupted prompts (exact, batched)"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_model_arguments(parser)
-    parser.add_argument(
-        "--prompts",
-        required=True,
-        metavar="FILE.jsonl",
-        help='JSONL lines {"prompt", "answer", "corrupt_prompt", "wrong_answer"}; each pair tokenizes to one length',
-    )
-    parser.add_argument(
-        "--components",
-        default="heads",
-        help="a group (heads|attn|mlp|resid|neurons|all) or comma-separated addresses such as L0H1,L1.mlp,L2.resid",
-    )
-    parser.add_argument(
-        "--positions",
-        default=None,
-        help="'each' (every prompt position, one at a time) or comma-separated positions; default: all at once",
-    )
-    parser.add_argument(
-        "--direction",
-        default="denoising",
-        choices=[*DIRECTIONS, "both"],
-        help="denoising: corrupted run, clean activation patched in; noising: the reverse",
-    )
-    parser.add_argument(
-        "--attribution", action="store_true", help="also estimate every site by attribution patching, with agreement"
-    )
-    parser.add_argument(
-        "--memory-budget", type=float, default=1024.0, metavar="MB", help="activation memory per stacked forward"
-    )
-    parser.add_argument("--out", required=True, metavar="DIR", help="output directory (must be new or empty)")
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def parse_positions(text: str | None) -> Positions:
@@ -81,16 +44,14 @@ def _tokens(tokenizer: PreTrainedTokenizerBase | None, pairs: PatchingBatch) -> 
 
 
 def run(args: argparse.Namespace) -> int:
-    out = check_out_dir(args.out, overwrite=args.overwrite)
-    if args.memory_budget <= 0:
-        raise ConfigError(f"--memory-budget must be positive, got {args.memory_budget}")
+    out = check_out_dir(args.out, overwrite=args.replace)
     positions = parse_positions(args.positions)
     model = load_cli_model(args.model, args)
     components = resolve_components(model.spec, args.components)
     pairs = load_patching_batch(args.prompts, model.tokenizer, n_ctx=model.spec.n_ctx)
     metric = patching_metric(model, pairs)
     directions = DIRECTIONS if args.direction == "both" else (args.direction,)
-    budget = int(args.memory_budget * 2**20)
+    budget = args.memory_budget
     frames, estimates = [], []
     agreement: dict[str, dict[str, float]] = {}
     for direction in directions:
@@ -146,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         config=config,
         tables=tables,
         writers=figures,
-        overwrite=args.overwrite,
+        overwrite=args.replace,
         device=str(model.device),
         dtype=str(model.dtype),
     )

@@ -4,29 +4,8 @@ import argparse
 from pathlib import Path
 
 from modlens.errors import ConfigError
-from modlens.executors import EXECUTOR_FORMS, open_executor
+from modlens.executors import open_executor
 from modlens.sweep import STORE_KIND, expand, load_sweep, run_sweep
-
-HELP = "run a TOML grid of ablation, mask and drift jobs (models x tasks x methods x seeds) into a results store"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", metavar="FILE.toml", help="sweep file (see examples/sweep.toml)")
-    parser.add_argument("--out", metavar="DIR", default=None, help="results directory (default: the file's out)")
-    parser.add_argument("--resume", action="store_true", help="continue the same sweep's store, skipping done units")
-    parser.add_argument("--replace", action="store_true", help="delete what the output directory holds, start over")
-    parser.add_argument(
-        "--executor", default=None, help=f"where units run: {', '.join(EXECUTOR_FORMS)} (default: the file's, local)"
-    )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a key: out, executor, device, jobs.N.KEY, or KEY for every job that has it (repeatable)",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,19 +8,6 @@ import pandas as pd
 from modlens.config import load_config
 from modlens.zoo import FamilyConfig, build_family, quality_table
 
-HELP = "build or reuse the embedded model family (cached) and print its measured pretraining quality"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--cache-dir", default=None, help="cache directory (default: $MODLENS_CACHE or ~/.cache/modlens)"
-    )
-    parser.add_argument("--config", default=None, metavar="FILE.toml", help="family config file")
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
-    )
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-
 
 def build_and_report(args: argparse.Namespace, base: FamilyConfig | None = None) -> pd.DataFrame:
     """Builds the family the arguments describe, prints where it is, how long it took, and its quality table."""

@@ -20,7 +20,7 @@ def test_ablate_writes_csv_config_and_heatmap(model_dir: Path, tmp_path: Path, c
     out = tmp_path / "run"
     code = main(
         ["ablate", str(model_dir), "--task", "reverse", "--n-examples", "8", "--components", "all",
-         "--method", "mean", "--out", str(out)]
+         "--replacement", "mean", "--out", str(out)]
     )  # fmt: skip
     assert code == 0
     frame = pd.read_csv(out / "ablation.csv")
@@ -37,7 +37,7 @@ def test_ablate_writes_csv_config_and_heatmap(model_dir: Path, tmp_path: Path, c
 def test_explicit_components(model_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert main(["ablate", str(model_dir), "--task", "reverse", "--n-examples", "4",
-                 "--components", "L0H1,L1.mlp", "--method", "zero", "--out", str(out)]) == 0  # fmt: skip
+                 "--components", "L0H1,L1.mlp", "--replacement", "zero", "--out", str(out)]) == 0  # fmt: skip
     assert list(pd.read_csv(out / "ablation.csv")["component"]) == ["L0H1", "L1.mlp"]
     assert not (out / "heatmap_neurons.html").exists()
 
@@ -78,7 +78,7 @@ def test_prompts_file(model_dir: Path, tmp_path: Path) -> None:
     prompts.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     out = tmp_path / "run"
     args = ["ablate", str(model_dir), "--prompts", str(prompts), "--components", "mlp", "--out", str(out)]
-    assert main([*args, "--method", "resample"]) == 0
+    assert main([*args, "--replacement", "resample"]) == 0
     frame = pd.read_csv(out / "ablation.csv")
     assert list(frame["component"]) == ["L0.mlp", "L1.mlp"] and (frame["method"] == "resample").all()
     assert json.loads((out / "config.json").read_text())["config"]["prompts"].endswith("prompts.jsonl")

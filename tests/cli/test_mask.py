@@ -46,7 +46,7 @@ def test_mask_writes_mask_summary_figure_and_config(model_dir: Path, tmp_path: P
 def test_weight_mask_is_written_as_safetensors(model_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     args = ["mask", str(model_dir), "--task", "reverse", "--n-examples", "8", "--steps", "2",
-            "--granularity", "weight", "--method", "hard_concrete", "--out", str(out)]  # fmt: skip
+            "--granularity", "weight", "--algorithm", "hard_concrete", "--out", str(out)]  # fmt: skip
     with pytest.warns(UserWarning, match="nothing to localize"):
         assert main(args) == 0
     mask = load_mask(out / "mask.safetensors")

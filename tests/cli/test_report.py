@@ -18,9 +18,8 @@ def test_not_a_study_store(tmp_path, capsys):
     assert "not a study" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flag", ["--n-perm", "--n-boot"])  # --n-boot: the former name still works
-def test_bad_n_perm(tmp_path, capsys, flag):
-    assert main(["report", str(tmp_path), flag, "0"]) == 2
+def test_bad_n_perm(tmp_path, capsys):
+    assert main(["report", str(tmp_path), "--n-perm", "0"]) == 2
     assert "--n-perm must be positive" in capsys.readouterr().err
 
 
@@ -32,7 +31,7 @@ def test_rebuilds_report(tmp_path, capsys):
     for unit, part in frame.groupby("unit"):
         store.write(str(unit), [{"table": "metrics", **r} for r in part.to_dict("records")], meta={})
     out = tmp_path / "elsewhere" / "r.html"
-    assert main(["report", str(tmp_path / "study"), "--out", str(out), "--no-static", "--n-perm", "99"]) == 0
+    assert main(["report", str(tmp_path / "study"), "--html", str(out), "--no-static", "--n-perm", "99"]) == 0
     printed = capsys.readouterr().out
     assert out.is_file() and f"wrote {out}" in printed
     # the answer, as the study prints it: the question, the primary sentences, then the primary table
