@@ -32,7 +32,7 @@ MEASURES = ("linear_cka", "debiased_cka", "cosine", "rel_change")
 SELECTIONS = ("heads", "attn", "mlp", "neurons", "resid", "all")
 """Named groups of components (``--components``)."""
 
-PRESETS = ("quick", "full", "large")
+PRESETS = ("quick", "full", "large", "tiny")
 """Study presets (``modlens study --preset``)."""
 
 EXECUTOR_FORMS = ("local", "processes", "processes:N", "dask://HOST:PORT")
