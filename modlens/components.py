@@ -14,6 +14,33 @@ KINDS: tuple[Kind, ...] = ("head", "attn", "mlp", "neuron", "resid")
 WHOLE_KINDS: tuple[Kind, ...] = ("attn", "mlp", "resid")
 """Kinds addressed by layer alone."""
 
+Point = Literal["resid_pre", "z", "attn_out", "post", "mlp_out", "resid_post"]
+"""Where in a layer an activation is read or replaced: the layer's input, the heads' outputs before the output
+projection (``z``), the attention output, the MLP hidden units (``post``), the MLP output, the layer's output."""
+POINT_HOOKS: dict[Point, str] = {
+    "resid_pre": "blocks.{layer}.hook_resid_pre",
+    "z": "blocks.{layer}.attn.hook_z",
+    "attn_out": "blocks.{layer}.hook_attn_out",
+    "post": "blocks.{layer}.mlp.hook_post",
+    "mlp_out": "blocks.{layer}.hook_mlp_out",
+    "resid_post": "blocks.{layer}.hook_resid_post",
+}
+"""The TransformerLens hook name of each point (``point_hook``); the fast path's modules: ``interventions.capture``."""
+KIND_POINTS: dict[Kind, Point] = {
+    "head": "z",
+    "attn": "attn_out",
+    "mlp": "mlp_out",
+    "neuron": "post",
+    "resid": "resid_pre",
+}
+"""The point each kind of component lives at (a head or neuron is one slice of it)."""
+
+
+def point_hook(layer: int, point: Point) -> str:
+    """The TransformerLens hook name of ``point`` in ``layer``, e.g. ``blocks.3.attn.hook_z``."""
+    return POINT_HOOKS[point].format(layer=layer)
+
+
 _PATTERN = re.compile(r"^L(\d+)(?:H(\d+)|N(\d+)|\.(attn|mlp|resid))$")
 
 
@@ -55,15 +82,14 @@ class Component:
         return f"L{self.layer}.{self.kind}"
 
     @property
+    def point(self) -> Point:
+        """The point of its layer this component's activation lives at (see ``KIND_POINTS``)."""
+        return KIND_POINTS[self.kind]
+
+    @property
     def hook_name(self) -> str:
         """The TransformerLens hook whose activation this component's ablation edits."""
-        return {
-            "head": f"blocks.{self.layer}.attn.hook_z",
-            "attn": f"blocks.{self.layer}.hook_attn_out",
-            "mlp": f"blocks.{self.layer}.hook_mlp_out",
-            "neuron": f"blocks.{self.layer}.mlp.hook_post",
-            "resid": f"blocks.{self.layer}.hook_resid_pre",
-        }[self.kind]
+        return point_hook(self.layer, self.point)
 
     def check(self, spec: ModelSpec) -> "Component":
         """Returns self, or raises ``ComponentError`` naming the model's valid range."""

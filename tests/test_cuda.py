@@ -36,13 +36,13 @@ def assert_frames_close(a: pd.DataFrame, b: pd.DataFrame, columns: list[str], **
         np.testing.assert_allclose(a[col].to_numpy(float), b[col].to_numpy(float), **tol)
 
 
-@pytest.mark.parametrize("method", ["zero", "mean", "resample"])
-def test_sweep_on_cuda_equals_the_loop_and_the_cpu(family_model: Model, batch: Batch, method: str) -> None:
+@pytest.mark.parametrize("replacement", ["zero", "mean", "resample"])
+def test_sweep_on_cuda_equals_the_loop_and_the_cpu(family_model: Model, batch: Batch, replacement: str) -> None:
     comps = enumerate_components(family_model.spec, "head") + parse_components(["L0.mlp", "L1.attn", "L0N9"])
     gpu = on_cuda(family_model)
-    fast = run_ablation_sweep(gpu, batch, comps, method=method, seed=2, progress=False)
-    slow = run_ablation_loop(gpu, batch, comps, method=method, seed=2)
-    cpu = run_ablation_sweep(family_model, batch, comps, method=method, seed=2, progress=False)
+    fast = run_ablation_sweep(gpu, batch, comps, replacement=replacement, seed=2, progress=False)
+    slow = run_ablation_loop(gpu, batch, comps, replacement=replacement, seed=2)
+    cpu = run_ablation_sweep(family_model, batch, comps, replacement=replacement, seed=2, progress=False)
     assert_frames_close(fast, slow, ["clean", "ablated", "change"], rtol=RTOL, atol=ATOL)
     assert_frames_close(fast, cpu, ["clean", "ablated", "change"], rtol=1e-4, atol=1e-5)
     assert fast["change"].abs().max() > 1e-4

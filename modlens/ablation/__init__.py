@@ -1,4 +1,5 @@
-"""Ablation: component ablation methods, the ``ablate`` context manager, exact sweeps and attribution screens."""
+"""Ablation: the ``ablate`` context manager, exact sweeps and attribution screens (built on
+``modlens.interventions``)."""
 
 from modlens.ablation.attribution import (
     AttributionCheck,
@@ -8,15 +9,11 @@ from modlens.ablation.attribution import (
 )
 from modlens.ablation.hooks import ablate, ablation_hooks
 from modlens.ablation.loop import run_ablation_loop
-from modlens.ablation.methods import ABLATIONS, AblationError, Method
 from modlens.ablation.sweep import DEFAULT_MEMORY_BUDGET, run_ablation_sweep
 
 __all__ = [
-    "ABLATIONS",
     "DEFAULT_MEMORY_BUDGET",
-    "AblationError",
     "AttributionCheck",
-    "Method",
     "ablate",
     "ablation_hooks",
     "check_attribution",

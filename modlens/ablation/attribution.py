@@ -15,11 +15,12 @@ from typing import Any
 import pandas as pd
 import torch
 
-from modlens.ablation.alignment import alignment_of
-from modlens.ablation.hooks import component_values, reference_activations
-from modlens.ablation.methods import Method, needs_reference, replacement
+from modlens import names
 from modlens.ablation.sweep import metric_name, run_ablation_sweep, sweep_frame
 from modlens.components import Component
+from modlens.interventions.alignment import alignment_of
+from modlens.interventions.bridge import component_values, reference_activations
+from modlens.interventions.replacements import Replacement, check_replacement, needs_reference, replacement_fn
 from modlens.models import Model
 from modlens.tasks import Batch
 from modlens.tasks.metrics import Metric, loss
@@ -30,7 +31,7 @@ def run_attribution_patching(
     batch: Batch,
     components: Sequence[Component],
     *,
-    method: Method = "mean",
+    replacement: Replacement = "mean",
     metric: Metric = loss,
     reference: Batch | None = None,
     seed: int = 0,
@@ -44,37 +45,40 @@ def run_attribution_patching(
         model: the model (the bridge runs one forward and one backward pass).
         batch: inputs the metric is measured on.
         components: components to estimate.
-        method: ablation method whose effect is estimated.
+        replacement: the ablation whose effect is estimated (``"zero"``, ``"mean"`` or ``"resample"``).
         metric: a differentiable ``metric(logits, batch) -> scalar``.
         reference: batch supplying mean/resample values; defaults to ``batch`` (no extra pass).
         seed: resample seed.
     """
+    check_replacement(replacement, names.REPLACEMENTS)
     for c in components:
         c.check(model.spec)
     batch = batch.to(model.device)
-    names = sorted({c.hook_name for c in components})
-    clean, acts, grad = activations_and_gradients(model, batch, names, metric)
+    hooks = sorted({c.hook_name for c in components})
+    clean, acts, grad = activations_and_gradients(model, batch, hooks, metric)
     if not components:
-        return sweep_frame([], clean, [], method=method, metric=metric_name(metric))
+        return sweep_frame([], clean, [], replacement=replacement, metric=metric_name(metric))
     refs: dict[Component, torch.Tensor] = {}
-    if needs_reference(method):
+    if needs_reference(replacement):
         if reference is None or reference is batch:
             refs = {c: component_values(acts[c.hook_name], c) for c in components}
         else:
-            refs = reference_activations(model, reference, components)
+            refs = reference_activations(model, reference.tokens, components)
     alignment = alignment_of(batch, reference if reference is not None else batch)
     estimates = []
     for c in components:
         values = component_values(acts[c.hook_name], c)
-        new = replacement(method, refs.get(c), seed=seed, alignment=alignment)(values)
+        new = replacement_fn(replacement, refs.get(c), seed=seed, alignment=alignment)(values)
         estimates.append(float(((new - values) * component_values(grad[c.hook_name], c)).sum()))
-    return sweep_frame(components, clean, [clean + e for e in estimates], method=method, metric=metric_name(metric))
+    return sweep_frame(
+        components, clean, [clean + e for e in estimates], replacement=replacement, metric=metric_name(metric)
+    )
 
 
 def activations_and_gradients(
-    model: Model, batch: Batch, names: Sequence[str], metric: Metric
+    model: Model, batch: Batch, hooks: Sequence[str], metric: Metric
 ) -> tuple[float, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """The metric, and the activation at each hook in ``names`` with the metric's gradient there (one forward
+    """The metric, and the activation at each hook in ``hooks`` with the metric's gradient there (one forward
     and one backward pass through the bridge)."""
     acts: dict[str, torch.Tensor] = {}
     probes: dict[str, torch.Tensor] = {}
@@ -85,14 +89,14 @@ def activations_and_gradients(
         probes[name] = torch.zeros_like(activation, requires_grad=True)
         return activation + probes[name]
 
-    hooks = [(n, _bind(probe, n)) for n in names]
+    probes_at = [(n, _bind(probe, n)) for n in hooks]
     grads: Sequence[torch.Tensor | None] = []
     with torch.enable_grad():
-        logits = model.bridge.run_with_hooks(batch.tokens, fwd_hooks=hooks)
+        logits = model.bridge.run_with_hooks(batch.tokens, fwd_hooks=probes_at)
         value = metric(logits, batch)
-        if names:
-            grads = torch.autograd.grad(value, [probes[n] for n in names], allow_unused=True)
-    grad = {n: (g if g is not None else torch.zeros_like(acts[n])) for n, g in zip(names, grads, strict=True)}
+        if hooks:
+            grads = torch.autograd.grad(value, [probes[n] for n in hooks], allow_unused=True)
+    grad = {n: (g if g is not None else torch.zeros_like(acts[n])) for n, g in zip(hooks, grads, strict=True)}
     return float(value.detach()), acts, grad
 
 
@@ -132,19 +136,19 @@ def check_attribution(
 ) -> AttributionCheck:
     """Compares an attribution frame with exact ablation; runs the exact sweep when ``exact`` is not given.
 
-    The method is read from ``estimate``; pass the metric, reference and seed the estimate used.
+    The replacement is read from ``estimate``; pass the metric, reference and seed the estimate used.
     ``progress`` shows the exact sweep's bar.
     """
     from modlens.components import parse_component
 
     if exact is None:
         components = [parse_component(c, model.spec) for c in estimate["component"]]
-        method = str(estimate["method"].iloc[0]) if len(estimate) else "mean"
+        replacement = str(estimate["replacement"].iloc[0]) if len(estimate) else "mean"
         exact = run_ablation_sweep(
             model,
             batch,
             components,
-            method=method,  # type: ignore[arg-type]
+            replacement=check_replacement(replacement, names.REPLACEMENTS),
             metric=metric,
             reference=reference,
             seed=seed,

@@ -4,11 +4,12 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from modlens.ablation.alignment import alignment_of
+from modlens import names
 from modlens.ablation.hooks import run_sites_by_hooks
-from modlens.ablation.methods import Method, needs_reference, replacement
 from modlens.ablation.sweep import metric_name, sweep_frame
 from modlens.components import Component
+from modlens.interventions.alignment import alignment_of
+from modlens.interventions.replacements import Replacement, check_replacement, needs_reference, replacement_fn
 from modlens.models import Model
 from modlens.tasks import Batch
 from modlens.tasks.metrics import Metric, loss
@@ -19,7 +20,7 @@ def run_ablation_loop(
     batch: Batch,
     components: Sequence[Component],
     *,
-    method: Method = "mean",
+    replacement: Replacement = "mean",
     metric: Metric = loss,
     reference: Batch | None = None,
     seed: int = 0,
@@ -29,15 +30,16 @@ def run_ablation_loop(
     Same arguments and frame as ``run_ablation_sweep``; use it to check the sweep, or as the baseline in
     benchmarks.
     """
+    check_replacement(replacement, names.REPLACEMENTS)
     alignment = alignment_of(batch, reference if reference is not None else batch)
     clean, ablated = run_sites_by_hooks(
         model,
         batch,
         [(c, None) for c in components],
-        lambda c, values: replacement(
-            method, values if needs_reference(method) else None, seed=seed, alignment=alignment
+        lambda c, values: replacement_fn(
+            replacement, values if needs_reference(replacement) else None, seed=seed, alignment=alignment
         ),
         metric=metric,
         reference=reference,
     )
-    return sweep_frame(components, clean, ablated, method=method, metric=metric_name(metric))
+    return sweep_frame(components, clean, ablated, replacement=replacement, metric=metric_name(metric))

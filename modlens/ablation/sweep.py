@@ -17,12 +17,21 @@ from typing import Any
 import pandas as pd
 import torch
 
-from modlens.ablation.alignment import alignment_of
+from modlens import names
 from modlens.ablation.hooks import run_sites_by_hooks
-from modlens.ablation.methods import Builder, Method, Site, at_position, needs_reference, replacement
 from modlens.ablation.positions import compact_batch, compact_logits, is_answer_local, predicting_positions
-from modlens.ablation.stack import DecoderStack, LayerRecord
 from modlens.components import Component
+from modlens.interventions.alignment import alignment_of
+from modlens.interventions.replacements import (
+    Replacement,
+    Site,
+    SiteBuilder,
+    at_position,
+    check_replacement,
+    needs_reference,
+    replacement_fn,
+)
+from modlens.interventions.stack import CleanRun, DecoderStack, LayerRecord
 from modlens.models import Model, check_finite
 from modlens.models.modules import has_fast_path
 from modlens.progress import progress_bar
@@ -37,17 +46,17 @@ DEFAULT_MEMORY_BUDGET = 1 << 30
 PROGRESS_DELAY_S = 2.0
 """The progress bar appears once a sweep has run this long (short sweeps stay quiet)."""
 
-COLUMNS = ["component", "layer", "kind", "index", "method", "metric", "clean", "ablated", "change"]
+COLUMNS = ["component", "layer", "kind", "index", "replacement", "metric", "clean", "ablated", "change"]
 
 
 def sweep_frame(
-    components: Sequence[Component], clean: float, ablated: Sequence[float], *, method: str, metric: str
+    components: Sequence[Component], clean: float, ablated: Sequence[float], *, replacement: str, metric: str
 ) -> pd.DataFrame:
     """The tidy result of a sweep: one row per component with the clean and ablated metric and the change."""
     frame = pd.DataFrame(
         {
             **component_columns(components),
-            "method": method,
+            "replacement": replacement,
             "metric": metric,
             "clean": float(clean),
             "ablated": [float(v) for v in ablated],
@@ -80,21 +89,13 @@ def bytes_per_ablation(model: Model, n_rows: int, n_pos: int, n_logit_pos: int) 
     return itemsize * n_rows * (n_pos * per_token + 3 * n_logit_pos * s.d_vocab)
 
 
-def _values(record: LayerRecord, component: Component) -> torch.Tensor:
-    if component.kind == "head":
-        return record.z[:, :, component.index]
-    if component.kind == "neuron":
-        return record.post[:, :, component.index]
-    return {"attn": record.attn_out, "mlp": record.mlp_out, "resid": record.resid_pre}[component.kind]
-
-
 @torch.no_grad()
 def run_ablation_sweep(
     model: Model,
     batch: Batch,
     components: Sequence[Component],
     *,
-    method: Method = "mean",
+    replacement: Replacement = "mean",
     metric: Metric = loss,
     reference: Batch | None = None,
     seed: int = 0,
@@ -111,10 +112,10 @@ def run_ablation_sweep(
         model: any model the bridge loads (batched and fast for ``modlens.models.modules.MODULE_PATHS``).
         batch: the inputs the metric is measured on.
         components: what to ablate, one at a time.
-        method: ``"zero"``, ``"mean"`` or ``"resample"`` (see ``modlens.ablation.methods``).
+        replacement: ``"zero"``, ``"mean"`` or ``"resample"`` (see ``modlens.interventions.replacements``).
         metric: ``metric(logits, batch) -> scalar``; built-ins or any function.
         reference: batch supplying mean/resample values; defaults to ``batch``. Prompts of different lengths
-            align on their answers (``modlens.ablation.alignment``), others position by position.
+            align on their answers (``modlens.interventions.alignment``), others position by position.
         seed: resample seed.
         memory_budget: bytes of activations one stacked forward may use; ablations are chunked to fit.
         answer_local: whether ``metric`` reads logits only at answer-predicting positions (then only those
@@ -123,22 +124,23 @@ def run_ablation_sweep(
             seconds (see ``modlens.progress``).
 
     Returns:
-        Columns ``component, layer, kind, index, method, metric, clean, ablated, change``.
+        Columns ``component, layer, kind, index, replacement, metric, clean, ablated, change``.
     """
+    check_replacement(replacement, names.REPLACEMENTS)
     alignment = alignment_of(batch, reference if reference is not None else batch)
     clean, ablated = run_sites(
         model,
         batch,
         [(c, None) for c in components],
-        lambda c, values: replacement(method, values, seed=seed, alignment=alignment),
+        lambda c, values: replacement_fn(replacement, values, seed=seed, alignment=alignment),
         metric=metric,
-        reference=reference if needs_reference(method) else None,
+        reference=reference if needs_reference(replacement) else None,
         memory_budget=memory_budget,
         answer_local=answer_local,
         progress=progress,
         desc="ablation sweep",
     )
-    return sweep_frame(components, clean, ablated, method=method, metric=metric_name(metric))
+    return sweep_frame(components, clean, ablated, replacement=replacement, metric=metric_name(metric))
 
 
 @torch.no_grad()
@@ -146,7 +148,7 @@ def run_sites(
     model: Model,
     batch: Batch,
     sites: Sequence[Site],
-    build: Builder,
+    build: SiteBuilder,
     *,
     metric: Metric,
     reference: Batch | None = None,
@@ -195,13 +197,9 @@ def run_sites(
 
     n_rows = len(batch)
     last = model.spec.n_layers - 1
-    # queries at the scored positions only, when the metric reads no others and the shortcut reproduces
-    # the clean last layer
-    query_path = local and stack.query_path_matches(records, positions)
     # layers resumed on every position: those above the lowest edited output, from the lowest edited input
-    # (the last only without the query path)
     lowest = min(c.layer + (c.kind != "resid") for c, _ in sites)
-    stack.check_kernels(records, range(lowest, last if query_path else last + 1))
+    run = CleanRun(stack, records, resume_from=lowest, query_positions=positions if local else None)
     chunk = max(1, memory_budget // bytes_per_ablation(model, n_rows, length, len(positions)))
     by_layer: dict[int, list[Site]] = {}
     for site in sites:
@@ -223,7 +221,7 @@ def run_sites(
                 _edit(out, c, position, rec, ref, build, w_o, w_out)
             # where each edit changes anything ([site, pos]); an edit that changes nothing (a patch where both
             # runs agree) leaves the metric clean
-            moved = (edits != _values(rec, Component(layer, kinds[-1]))).flatten(3).any(dim=3).any(dim=1)
+            moved = (edits != rec.at(Component(layer, kinds[-1]))).flatten(3).any(dim=3).any(dim=1)
             changed = moved.any(dim=1)
             results |= {site: clean for site, kept in zip(group, changed.tolist(), strict=True) if not kept}
             group, edits, moved = [site for site in group if site not in results], edits[changed], moved[changed]
@@ -235,7 +233,7 @@ def run_sites(
                 edits, at = edits[:, :, positions], rec.take(positions=positions)
             elif local:
                 first = _first_edited(moved, int(positions.min()))
-            tail = _Tail(stack, records, layer, at, kinds[-1], positions, query_path, first)
+            tail = _Tail(run, layer, at, kinds[-1], positions, first)
             flat = edits.flatten(0, 1)
             logits = torch.cat([tail(flat, rows) for rows in _row_blocks(len(flat), block)])
             for site, row in zip(group, logits.unflatten(0, (len(group), n_rows)), strict=True):
@@ -247,20 +245,19 @@ def run_sites(
 class _Tail:
     """From one layer's edited attention (or MLP) outputs to logits at the scored positions."""
 
-    stack: DecoderStack
-    records: list[LayerRecord]
+    run: CleanRun
     layer: int
     record: LayerRecord
     edited: str
     """What the stacked rows replace: the layer's ``"attn"`` or ``"mlp"`` output, or its input (``"resid"``)."""
     positions: torch.Tensor
-    query_path: bool
     first: int
     """The first position any stacked row edits: earlier positions stay clean and are not recomputed."""
 
     def __call__(self, flat: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """Logits of the stacked rows ``rows`` of ``flat`` (``[ablation * batch, ...]``; batch row = row mod batch)."""
-        stack, last, first = self.stack, len(self.records) - 1, self.first
+        run, stack, first = self.run, self.run.stack, self.first
+        last = len(run.records) - 1
         n_rows = len(self.record.resid_pre)
         edit = flat[int(rows[0]) : int(rows[0]) + len(rows), first:]
         # a block inside one ablation's rows reads the clean record as a view, others gather
@@ -274,12 +271,12 @@ class _Tail:
         else:
             attn, mlp = (edit, None) if self.edited == "attn" else (None, edit)
             hidden, start = stack.finish_layer(self.layer, rec.resid_pre, attn, mlp, rec), self.layer + 1
-        if start <= last and self.query_path:
-            resumed = stack.resume(start, hidden, self.records, stop=last, first=first, rows=batch_rows)
-            whole = stack.with_prefix(last, resumed, self.records, first, batch_rows)
-            hidden = stack.last_layer_at(whole, self.positions, self.records)
+        if start <= last and run.query_path:
+            resumed = run.resume(start, hidden, stop=last, first=first, rows=batch_rows)
+            whole = stack.with_prefix(last, resumed, run.records, first, batch_rows)
+            hidden = stack.last_layer_at(whole, self.positions, run.records)
         elif start <= last:
-            resumed = stack.resume(start, hidden, self.records, first=first, rows=batch_rows)
+            resumed = run.resume(start, hidden, first=first, rows=batch_rows)
             hidden = resumed[:, self.positions - first]
         return stack.logits(hidden)
 
@@ -337,14 +334,14 @@ def _edit(
     position: int | None,
     rec: LayerRecord,
     ref: LayerRecord,
-    build: Builder,
+    build: SiteBuilder,
     w_o: torch.Tensor,
     w_out: torch.Tensor,
 ) -> None:
     """Writes to ``out`` the attention output (heads, attn), MLP output (neurons, mlp) or input (resid) of
     ``c``'s layer with ``c`` replaced (at ``position`` alone when given)."""
-    values = _values(rec, c)
-    replace = build(c, _values(ref, c))
+    values = rec.at(c)
+    replace = build(c, ref.at(c))
     # a position past the kept length cannot reach a scored logit (causal attention): at_position leaves it
     new = (replace if position is None else at_position(replace, position))(values).to(values.dtype)
     if c.kind == "head":

@@ -4,16 +4,19 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from functools import partial
-from typing import Any, Literal, cast
+from typing import Literal
 
 import pandas as pd
 import torch
 
 from modlens._typing import Bool, Float, Tensor
+from modlens.components import Point, point_hook
 from modlens.drift.cka import feature_gram_moments, hsic_terms
 from modlens.errors import PairMismatchError, TaskError
+from modlens.interventions.bridge import bridge_activations
+from modlens.interventions.capture import recording
 from modlens.models import Model, check_finite, check_pair
-from modlens.models.modules import MODULE_PATHS, has_fast_path
+from modlens.models.modules import has_fast_path
 from modlens.progress import progress_bar
 from modlens.tasks import Batch
 
@@ -21,7 +24,7 @@ log = logging.getLogger(__name__)
 
 Measure = Literal["linear_cka", "debiased_cka", "cosine", "rel_change"]
 MEASURES: tuple[Measure, ...] = ("linear_cka", "debiased_cka", "cosine", "rel_change")
-HOOKS = ("resid_post", "attn_out", "mlp_out")
+HOOKS: tuple[Point, ...] = ("resid_post", "attn_out", "mlp_out")
 _HOOKS_PER_STEP = 6
 
 
@@ -127,49 +130,29 @@ class _StopForward(Exception):
 def _activations(model: Model, tokens: Tensor) -> Float[Tensor, "hook batch pos d_model"]:
     """Every layer's activations at the drift hooks, as float32, stacked in ``(layer, HOOKS)`` order.
 
-    Plain forward hooks on the Hugging Face modules, not the bridge: the same values (see the tests) without
-    the bridge's per-component overhead, and the forward stops after the last layer. The attention and MLP
-    modules' outputs are the bridge's ``hook_attn_out`` and ``hook_mlp_out``, a layer's output its
-    ``hook_resid_post``.
+    On the fast path, forward hooks on the Hugging Face modules (``modlens.interventions.capture``), not the
+    bridge: the same values (see the tests) without the bridge's per-component overhead, and the forward stops
+    after the last layer. Other architectures read the bridge's hooks.
     """
+    points = [(layer, hook) for layer in range(model.spec.n_layers) for hook in HOOKS]
     if not has_fast_path(model.spec.architecture):
-        return _bridge_activations(model, tokens)
-    paths = MODULE_PATHS[model.spec.architecture]
-    layers_path, attn_name, mlp_name = paths["layers"], paths["attn"], paths["mlp"]
-    layers = list(cast(torch.nn.ModuleList, model.hf.get_submodule(layers_path)))
-    n_layers, d_model = len(layers), model.spec.d_model
-    out = torch.empty(n_layers * len(HOOKS), *tokens.shape, d_model, dtype=torch.float32, device=model.device)
+        cache = bridge_activations(model, tokens, [point_hook(layer, point) for layer, point in points])
+        return torch.stack([value.float() for value in cache.values()])
+    last = points.index((model.spec.n_layers - 1, "resid_post"))
+    out = torch.empty(len(points), *tokens.shape, model.spec.d_model, dtype=torch.float32, device=model.device)
     fired = [False] * len(out)
 
-    def keep(index: int, last: bool, module: torch.nn.Module, args: Any, output: Any) -> None:
-        out[index].copy_(output[0] if isinstance(output, tuple) else output)
+    def keep(index: int, value: Tensor) -> None:
+        out[index].copy_(value)
         fired[index] = True
-        if last:
+        if index == last:  # the last layer's output: nothing after it is read
             raise _StopForward
 
-    handles = []
-    try:
-        for layer, block in enumerate(layers):
-            modules = {"resid_post": block, "attn_out": getattr(block, attn_name), "mlp_out": getattr(block, mlp_name)}
-            for i, hook in enumerate(HOOKS):
-                last = layer == n_layers - 1 and hook == "resid_post"
-                handles.append(modules[hook].register_forward_hook(partial(keep, layer * len(HOOKS) + i, last)))
-        with contextlib.suppress(_StopForward):
-            model.hf(input_ids=tokens.to(model.device), use_cache=False)
-    finally:
-        for handle in handles:
-            handle.remove()
+    with recording(model, points, keep), contextlib.suppress(_StopForward):
+        model.hf(input_ids=tokens.to(model.device), use_cache=False)
     if not all(fired):
         raise RuntimeError(f"{fired.count(False)} activation hooks never fired on {model.spec.architecture}")
     return out
-
-
-@torch.no_grad()
-def _bridge_activations(model: Model, tokens: Tensor) -> Float[Tensor, "hook batch pos d_model"]:
-    """``_activations`` through the bridge's hooks, for architectures without module paths."""
-    names = [f"blocks.{layer}.hook_{hook}" for layer in range(model.spec.n_layers) for hook in HOOKS]
-    _, cache = model.bridge.run_with_cache(tokens.to(model.device), names_filter=names)
-    return torch.stack([cache[name].float() for name in names])
 
 
 class _Accumulator:

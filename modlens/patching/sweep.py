@@ -13,11 +13,12 @@ import pandas as pd
 import torch
 
 from modlens.ablation.attribution import activations_and_gradients
-from modlens.ablation.hooks import component_values, reference_activations, run_sites_by_hooks
-from modlens.ablation.methods import Replacement, at_position
-from modlens.ablation.sweep import DEFAULT_MEMORY_BUDGET, Site, component_columns, metric_name, run_sites
+from modlens.ablation.hooks import run_sites_by_hooks
+from modlens.ablation.sweep import DEFAULT_MEMORY_BUDGET, component_columns, metric_name, run_sites
 from modlens.components import Component
 from modlens.errors import TaskError
+from modlens.interventions.bridge import component_values, reference_activations
+from modlens.interventions.replacements import ReplaceFn, Site, replacement_fn
 from modlens.models import Model
 from modlens.patching.metric import patching_metric
 from modlens.patching.pairs import PatchingBatch
@@ -77,15 +78,6 @@ def runs(pairs: PatchingBatch, direction: Direction) -> tuple[Batch, Batch]:
     return (pairs.clean, pairs.corrupt) if direction == "noising" else (pairs.corrupt, pairs.clean)
 
 
-def patched_values(source: torch.Tensor, position: int | None = None) -> Replacement:
-    """The other run's activation, row by row (each pair's rows are equally long), at ``position`` or all."""
-
-    def patch(activation: torch.Tensor) -> torch.Tensor:
-        return source[:, : activation.shape[1]]
-
-    return patch if position is None else at_position(patch, position)
-
-
 def patching_frame(
     sites: Sequence[Site], unpatched: float, patched: Sequence[float], *, direction: str, metric: str
 ) -> pd.DataFrame:
@@ -119,9 +111,9 @@ def _setup(
     return metric or patching_metric(model, pairs), patch_sites(pairs, components, positions), run, source
 
 
-def _patched_from_source(component: Component, source: torch.Tensor | None) -> Replacement:
-    assert source is not None  # run_sites reads the source run's activations when given a reference
-    return patched_values(source)
+def _patched_from_source(component: Component, source: torch.Tensor | None) -> ReplaceFn:
+    # run_sites reads the source run's activations when given a reference
+    return replacement_fn("patch", source)
 
 
 @torch.no_grad()
@@ -206,7 +198,7 @@ def run_attribution_patching_pairs(
         c.check(model.spec)
     names = sorted({c.hook_name for c in components})
     unpatched, acts, grads = activations_and_gradients(model, run, names, metric)
-    cached = reference_activations(model, source, components) if components else {}
+    cached = reference_activations(model, source.tokens, components) if components else {}
     per_position = {}
     for c in components:
         live = component_values(acts[c.hook_name], c)

@@ -35,10 +35,10 @@ def _scaled(act: torch.Tensor, hook, *, c: Component, target: torch.Tensor, eps:
     return out
 
 
-@pytest.mark.parametrize("method", ["zero", "mean"])
-def test_estimate_matches_finite_differences(model64: Model, batch: Batch, method: str) -> None:
+@pytest.mark.parametrize("replacement", ["zero", "mean"])
+def test_estimate_matches_finite_differences(model64: Model, batch: Batch, replacement: str) -> None:
     comps = parse_components(["L0H1", "L1H3", "L0.attn", "L1.mlp", "L0N5", "L1N9"])
-    est = run_attribution_patching(model64, batch, comps, method=method, metric=logit_diff)
+    est = run_attribution_patching(model64, batch, comps, replacement=replacement, metric=logit_diff)
     bridge = model64.bridge
     names = sorted({c.hook_name for c in comps})
     with torch.no_grad():
@@ -50,7 +50,7 @@ def test_estimate_matches_finite_differences(model64: Model, batch: Batch, metho
     for c, estimate in zip(comps, est["change"], strict=True):
         act = cache[c.hook_name]
         act = act[:, :, c.index] if c.kind in ("head", "neuron") else act
-        target = torch.zeros_like(act) if method == "zero" else act.mean(0, keepdim=True).expand_as(act)
+        target = torch.zeros_like(act) if replacement == "zero" else act.mean(0, keepdim=True).expand_as(act)
         values = []
         for e in (eps, -eps):
             hook = functools.partial(_scaled, c=c, target=target, eps=e)
@@ -81,13 +81,13 @@ def test_estimate_is_exact_on_a_linear_toy() -> None:
 def test_frame_shape_and_agreement(batch: Batch, tokenizer) -> None:
     model = tiny_model("gpt2", tokenizer=tokenizer, n_layers=2, d_model=32, n_heads=4, n_ctx=32)
     comps = parse_components(["L0H0", "L0H1", "L0H2", "L0H3", "L1H0", "L1H1", "L1.mlp", "L0.mlp"])
-    est = run_attribution_patching(model, batch, comps, method="mean")
+    est = run_attribution_patching(model, batch, comps, replacement="mean")
     assert list(est.columns) == [
         "component",
         "layer",
         "kind",
         "index",
-        "method",
+        "replacement",
         "metric",
         "clean",
         "ablated",

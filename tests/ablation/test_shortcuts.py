@@ -6,14 +6,14 @@ import pytest
 import torch
 from frames import assert_frames_close  # type: ignore[import-not-found]
 
-import modlens.ablation.query_attention as query_attention_module
 import modlens.ablation.sweep as sweep_module
+import modlens.interventions.query_attention as query_attention_module
 from modlens.ablation import run_ablation_loop, run_ablation_sweep
 from modlens.ablation.positions import predicting_positions
-from modlens.ablation.query_attention import QueryAttention
-from modlens.ablation.stack import DecoderStack
 from modlens.cli import main
 from modlens.components import Component, enumerate_components, parse_components
+from modlens.interventions.query_attention import QueryAttention
+from modlens.interventions.stack import CleanRun, DecoderStack
 from modlens.models import Model, load_model, save_model, tiny_model
 from modlens.tasks import Batch, SyntheticTask, TaskLayout, answer_accuracy, logit_diff, loss, token_accuracy
 
@@ -40,15 +40,17 @@ def test_query_positions_equal_the_full_last_layer(family_model: Model, batch: B
     fast = stack.last_layer_at(hidden, pos, records)
     slow = stack.resume(family_model.spec.n_layers - 1, hidden, records)[:, pos]
     torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-5)
-    assert stack.query_path_matches(records, pos)
+    assert CleanRun(stack, records, query_positions=pos).query_path
 
 
-@pytest.mark.parametrize("method", ["zero", "mean", "resample"])
+@pytest.mark.parametrize("replacement", ["zero", "mean", "resample"])
 @pytest.mark.parametrize("metric", [loss, token_accuracy, answer_accuracy, logit_diff])
-def test_last_layer_shortcuts_equal_the_loop(family_model: Model, batch: Batch, method: str, metric) -> None:
+def test_last_layer_shortcuts_equal_the_loop(family_model: Model, batch: Batch, replacement: str, metric) -> None:
     comps = last_layer_components(family_model)
-    fast = run_ablation_sweep(family_model, batch, comps, method=method, metric=metric, seed=2, progress=False)
-    slow = run_ablation_loop(family_model, batch, comps, method=method, metric=metric, seed=2)
+    fast = run_ablation_sweep(
+        family_model, batch, comps, replacement=replacement, metric=metric, seed=2, progress=False
+    )
+    slow = run_ablation_loop(family_model, batch, comps, replacement=replacement, metric=metric, seed=2)
     assert_frames_close(fast, slow)
 
 
@@ -71,8 +73,8 @@ def test_user_metric_reading_every_position_gets_full_logits(family_model: Model
         return logits[:, 0].logsumexp(-1).mean() - logits[:, -1].max(-1).values.mean()
 
     comps = last_layer_components(family_model)
-    fast = run_ablation_sweep(family_model, batch, comps, method="mean", metric=first_and_last, progress=False)
-    slow = run_ablation_loop(family_model, batch, comps, method="mean", metric=first_and_last)
+    fast = run_ablation_sweep(family_model, batch, comps, replacement="mean", metric=first_and_last, progress=False)
+    slow = run_ablation_loop(family_model, batch, comps, replacement="mean", metric=first_and_last)
     assert_frames_close(fast, slow)
     assert fast["change"].abs().max() > 1e-4
 
@@ -88,10 +90,10 @@ def test_a_failing_query_path_check_falls_back(
     monkeypatch.setattr(QueryAttention, "__call__", wrong)
     stack = DecoderStack(family_model)
     records = stack.record(batch.tokens)
-    assert not stack.query_path_matches(records, predicting_positions(batch))
+    assert not CleanRun(stack, records, query_positions=predicting_positions(batch)).query_path
     comps = parse_components(["L0H0", "L0.mlp", "L1H3", "L1N2"])
-    fast = run_ablation_sweep(family_model, batch, comps, method="mean", progress=False)
-    slow = run_ablation_loop(family_model, batch, comps, method="mean")
+    fast = run_ablation_sweep(family_model, batch, comps, replacement="mean", progress=False)
+    slow = run_ablation_loop(family_model, batch, comps, replacement="mean")
     assert_frames_close(fast, slow)
 
 
@@ -107,14 +109,14 @@ def test_query_path_check_is_tight_in_half_precision(
     stack = DecoderStack(half)
     records = stack.record(batch.tokens)
     positions = predicting_positions(batch)
-    assert stack.query_path_matches(records, positions)
+    assert CleanRun(stack, records, query_positions=positions).query_path
     real = DecoderStack.layer_at
 
     def shifted(self: DecoderStack, layer: int, hidden: torch.Tensor, pos: torch.Tensor, recs: list) -> torch.Tensor:
         return real(self, layer, hidden, (pos + 1).clamp(max=hidden.shape[1] - 1), recs)
 
     monkeypatch.setattr(DecoderStack, "layer_at", shifted)
-    assert not stack.query_path_matches(records, positions)
+    assert not CleanRun(stack, records, query_positions=positions).query_path
 
 
 @pytest.mark.parametrize("rows", [1, 5, 12, 40])
@@ -124,8 +126,8 @@ def test_row_blocks_equal_the_loop(
     """Blocks of any size (5 straddles the ablations of a 12-row batch), the clean record included."""
     monkeypatch.setattr(sweep_module, "_block_rows", lambda model, length: rows)
     comps = enumerate_components(family_model.spec, "head") + parse_components(["L0.mlp", "L1.attn", "L0N9"])
-    fast = run_ablation_sweep(family_model, batch, comps, method="resample", seed=4, progress=False)
-    slow = run_ablation_loop(family_model, batch, comps, method="resample", seed=4)
+    fast = run_ablation_sweep(family_model, batch, comps, replacement="resample", seed=4, progress=False)
+    slow = run_ablation_loop(family_model, batch, comps, replacement="resample", seed=4)
     assert_frames_close(fast, slow)
 
 
@@ -170,9 +172,9 @@ def test_a_shorter_reference_caps_the_padding(family_model: Model) -> None:
     batch = Batch(tokens, mask, "random")
     reference = Batch(torch.randint(0, d_vocab, (5, 12), generator=gen), torch.zeros(5, 12, dtype=torch.bool))
     comps = parse_components(["L0H1", "L1H2", "L1.mlp"])
-    fast = run_ablation_sweep(family_model, batch, comps, method="mean", reference=reference, progress=False)
+    fast = run_ablation_sweep(family_model, batch, comps, replacement="mean", reference=reference, progress=False)
     cut = Batch(tokens[:, :12], mask[:, :12], "random")  # the same answers; the loop needs equal lengths
-    slow = run_ablation_loop(family_model, cut, comps, method="mean", reference=reference)
+    slow = run_ablation_loop(family_model, cut, comps, replacement="mean", reference=reference)
     assert_frames_close(fast, slow)
 
 
@@ -256,8 +258,8 @@ def test_sweep_resumes_through_written_out_layers(
     monkeypatch.setattr(DecoderStack, "layer_at", spy)
     comps = parse_components(["L0H1", "L0.mlp", "L0N3", "L1H2", "L1.attn", "L2H0"])
     fn = loss if metric == "loss" else all_positions
-    fast = run_ablation_sweep(deep_model, batch, comps, method="mean", metric=fn, progress=False)
-    slow = run_ablation_loop(deep_model, batch, comps, method="mean", metric=fn)
+    fast = run_ablation_sweep(deep_model, batch, comps, replacement="mean", metric=fn, progress=False)
+    slow = run_ablation_loop(deep_model, batch, comps, replacement="mean", metric=fn)
     assert_frames_close(fast, slow)
     assert (1, True) in used
     assert ((2, True) in used) == (metric == "all_positions")  # with the query path the last layer runs partly
@@ -276,9 +278,8 @@ def test_a_wrong_written_out_layer_is_not_used(
     monkeypatch.setattr(QueryAttention, "__call__", unmasked)
     stack = DecoderStack(deep_model)
     records = stack.record(batch.tokens)
-    stack.check_kernels(records, [1, 2])
-    assert stack.kernel_layers == set()
+    assert CleanRun(stack, records, resume_from=1).written_out == frozenset()
     comps = parse_components(["L0H1", "L0.mlp", "L1H2"])
-    fast = run_ablation_sweep(deep_model, batch, comps, method="zero", progress=False)
-    slow = run_ablation_loop(deep_model, batch, comps, method="zero")
+    fast = run_ablation_sweep(deep_model, batch, comps, replacement="zero", progress=False)
+    slow = run_ablation_loop(deep_model, batch, comps, replacement="zero")
     assert_frames_close(fast, slow)

@@ -134,12 +134,13 @@ def test_prompt_file_with_counterfactuals(tokenizer, tmp_path) -> None:
 def test_skipped_prefix_on_every_resume_path(family_model: Model, pairs, monkeypatch, path) -> None:
     # per-position patches leave every earlier position clean; the sweep recomputes only the later ones,
     # through written-out layers by default, here through the modules / without the last layer's query path
-    from modlens.ablation.stack import DecoderStack
+    from modlens.interventions.stack import DecoderStack
 
-    if path == "modules":
-        monkeypatch.setattr(DecoderStack, "check_kernels", lambda self, records, layers: None)
-    else:
-        monkeypatch.setattr(DecoderStack, "query_path_matches", lambda self, records, positions: False)
+    # the check on the clean batch fails for every layer run whole (modules), or for the last layer's query path
+    fails_for_all = path == "modules"
+    monkeypatch.setattr(
+        DecoderStack, "reproduces", lambda self, records, layer, positions: (positions is None) != fails_for_all
+    )
     comps = [Component(0, "head", 1), Component(0, "mlp"), Component(1, "resid"), Component(0, "neuron", 3)]
     fast = run_patching_sweep(family_model, pairs, comps, positions="each", progress=False)
     slow = run_patching_loop(family_model, pairs, comps, positions="each")

@@ -5,9 +5,9 @@ import torch
 from frames import assert_frames_close  # type: ignore[import-not-found]
 
 from modlens.ablation import run_ablation_loop, run_ablation_sweep
-from modlens.ablation.alignment import alignment_of, answer_spans
-from modlens.ablation.methods import replacement, resample_indices
 from modlens.components import enumerate_components
+from modlens.interventions.alignment import alignment_of, answer_spans
+from modlens.interventions.replacements import replacement_fn, resample_indices
 from modlens.models import Model
 from modlens.tasks import Batch, SyntheticTask, encode_prompts
 from modlens.tasks.prompts import PromptExample
@@ -43,7 +43,7 @@ def test_mean_is_taken_slot_by_slot_without_padding() -> None:
     assert alignment is not None
     ref_values = slot_values(reference, [0.0, 0.0, 0.0])
     activation = torch.full((2, 9, 2), -7.0)
-    out = replacement("mean", ref_values, alignment=alignment)(activation)
+    out = replacement_fn("mean", ref_values, alignment=alignment)(activation)
     start, length = answer_spans(live)
     for r in range(2):
         for p in range(9):
@@ -59,7 +59,7 @@ def test_resample_reads_the_donor_at_the_same_slot() -> None:
     live = batch_with([2, 6], [4, 8], n_pos=9)
     alignment = alignment_of(live, reference)
     ref_values = slot_values(reference, [0.0, 100.0, 200.0])
-    out = replacement("resample", ref_values, seed=1, alignment=alignment)(torch.full((2, 9, 2), -7.0))
+    out = replacement_fn("resample", ref_values, seed=1, alignment=alignment)(torch.full((2, 9, 2), -7.0))
     donors = resample_indices(3, 2, seed=1)
     start, length = answer_spans(live)
     ref_start, ref_length = answer_spans(reference)
@@ -72,8 +72,8 @@ def test_resample_reads_the_donor_at_the_same_slot() -> None:
             assert out[r, p, 0] == pytest.approx(expected), (r, p)
 
 
-@pytest.mark.parametrize("method", ["mean", "resample"])
-def test_sweep_equals_the_loop_on_prompts_of_different_lengths(family_model: Model, tokenizer, method) -> None:
+@pytest.mark.parametrize("replacement", ["mean", "resample"])
+def test_sweep_equals_the_loop_on_prompts_of_different_lengths(family_model: Model, tokenizer, replacement) -> None:
     examples = [
         PromptExample("<bos> reverse id 1 2 3 4 =", " 4 3 2 1"),
         PromptExample("<bos> sort id 3 1 =", " 1 3"),
@@ -83,7 +83,7 @@ def test_sweep_equals_the_loop_on_prompts_of_different_lengths(family_model: Mod
     batch = encode_prompts(examples, tokenizer, n_ctx=32)
     assert alignment_of(batch, batch) is not None
     comps = enumerate_components(family_model.spec, "head") + enumerate_components(family_model.spec, "mlp")
-    fast = run_ablation_sweep(family_model, batch, comps, method=method, seed=2, progress=False)
-    slow = run_ablation_loop(family_model, batch, comps, method=method, seed=2)
+    fast = run_ablation_sweep(family_model, batch, comps, replacement=replacement, seed=2, progress=False)
+    slow = run_ablation_loop(family_model, batch, comps, replacement=replacement, seed=2)
     assert_frames_close(fast, slow)
     assert fast["change"].abs().max() > 1e-4

@@ -1,12 +1,12 @@
 """The Hugging Face decoder run layer by layer: record a clean pass, then resume from an edited residual.
 
-This is the fast path of the sweep. Its semantics match the bridge's hooks: ``z`` is the input of the
-attention output projection (``hook_z``), ``attn_out`` its output (``hook_attn_out``), ``post`` the input
-of the MLP down projection (``mlp.hook_post``), ``mlp_out`` the MLP output (``hook_mlp_out``).
+This is the fast path of the sweeps. ``DecoderStack`` is a model's layers (constructing one on an architecture
+without a fast path raises); ``CleanRun`` is a recorded clean pass together with the layers verified to run
+written out, so resuming from it cannot skip the check. The recorded points are the bridge's
+(``modlens.interventions.capture``).
 """
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -14,8 +14,11 @@ import torch
 from torch import nn
 
 from modlens._typing import Float, Int, Tensor
-from modlens.ablation.methods import AblationError
-from modlens.ablation.query_attention import QueryAttention, query_attention
+from modlens.components import Component, Point
+from modlens.interventions.bridge import component_values
+from modlens.interventions.capture import decoder_layers, recording
+from modlens.interventions.query_attention import QueryAttention, query_attention
+from modlens.interventions.replacements import InterventionError
 from modlens.models import Model
 from modlens.models.modules import MODULE_PATHS
 
@@ -44,6 +47,10 @@ class LayerRecord:
     attn_args: tuple[Any, ...] = ()
     attn_kwargs: dict[str, Any] = field(default_factory=dict)
 
+    def at(self, component: Component) -> Tensor:
+        """``component``'s clean activation, ``[batch, pos, ...]`` (a head's or neuron's slice of its point)."""
+        return component_values(getattr(self, component.point), component)
+
     def take(self, *, rows: Tensor | slice | None = None, positions: Tensor | None = None) -> "LayerRecord":
         """The residual, attention and MLP outputs at some batch rows and/or positions (``z``, ``post`` stay whole)."""
         names = ("resid_pre", "attn_out", "mlp_out", "resid_post")
@@ -55,19 +62,25 @@ class LayerRecord:
         return replace(self, **picked)
 
 
+RECORDED: tuple[Point, ...] = ("z", "attn_out", "post", "mlp_out", "resid_post")
+"""The points ``record`` reads besides each layer's input (which comes with the layer's call arguments)."""
+
+
 class DecoderStack:
-    """Layer-by-layer access to a GPT-NeoX, GPT-2 or Llama HF causal LM."""
+    """Layer-by-layer access to a GPT-NeoX, GPT-2 or Llama HF causal LM.
+
+    Raises:
+        InterventionError: the model's architecture has no fast path (``modlens.models.modules.MODULE_PATHS``).
+    """
 
     def __init__(self, model: Model) -> None:
         arch = model.spec.architecture
         if arch not in MODULE_PATHS:
-            raise AblationError(f"the fast ablation path supports {', '.join(MODULE_PATHS)}; got {arch}")
+            raise InterventionError(f"the fast path supports {', '.join(MODULE_PATHS)}; got {arch}")
         self.model = model
         self.hf = model.hf
         paths = MODULE_PATHS[arch]
-        layers = self.hf.get_submodule(paths["layers"])
-        assert isinstance(layers, nn.ModuleList)
-        self.layers = list(layers)
+        self.layers = decoder_layers(model)
         self.final_norm = self.hf.get_submodule(paths["final_norm"])
         self.unembed = self.hf.get_output_embeddings()
         self.paths = paths
@@ -76,8 +89,6 @@ class DecoderStack:
         self.n_kv_heads = model.spec.n_kv_heads
         self.d_head = model.spec.d_head
         self._attention: dict[int, QueryAttention] = {}
-        self.kernel_layers: set[int] = set()
-        """Layers ``resume`` runs through ``layer_at`` instead of the module (see ``check_kernels``)."""
 
     def part(self, layer: int, name: str) -> nn.Module:
         return self.layers[layer].get_submodule(self.paths[name])
@@ -109,14 +120,11 @@ class DecoderStack:
 
     def _record(self, tokens: Int[Tensor, "batch pos"]) -> list[LayerRecord]:
         found: list[dict[str, Any]] = [{} for _ in self.layers]
-        handles = []
+        points = [(i, point) for i in range(len(self.layers)) for point in RECORDED]
 
-        def keep(store: dict[str, Any], key: str, *, from_input: bool) -> Any:
-            def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-                value = args[0] if from_input else output
-                store[key] = value[0] if isinstance(value, tuple) else value
-
-            return hook
+        def keep(index: int, value: Tensor) -> None:
+            layer, point = points[index]
+            found[layer][point] = value
 
         def keep_call(store: dict[str, Any], prefix: str) -> Any:
             def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -124,19 +132,15 @@ class DecoderStack:
 
             return hook
 
+        handles = []
         try:
             for i, layer in enumerate(self.layers):
-                store = found[i]
-                handles.append(layer.register_forward_pre_hook(keep_call(store, "call"), with_kwargs=True))
+                handles.append(layer.register_forward_pre_hook(keep_call(found[i], "call"), with_kwargs=True))
                 attn = self.part(i, "attn")
-                handles.append(attn.register_forward_pre_hook(keep_call(store, "attn"), with_kwargs=True))
-                handles.append(layer.register_forward_hook(keep(store, "resid_post", from_input=False)))
-                handles.append(self.part(i, "o_proj").register_forward_hook(keep(store, "z", from_input=True)))
-                handles.append(self.part(i, "attn").register_forward_hook(keep(store, "attn_out", from_input=False)))
-                handles.append(self.part(i, "down").register_forward_hook(keep(store, "post", from_input=True)))
-                handles.append(self.part(i, "mlp").register_forward_hook(keep(store, "mlp_out", from_input=False)))
-            # the base model stops before the unembedding, which the caller applies where it needs logits
-            self.hf.base_model(tokens.to(self.model.device), use_cache=False)
+                handles.append(attn.register_forward_pre_hook(keep_call(found[i], "attn"), with_kwargs=True))
+            with recording(self.model, points, keep):
+                # the base model stops before the unembedding, which the caller applies where it needs logits
+                self.hf.base_model(tokens.to(self.model.device), use_cache=False)
         finally:
             for h in handles:
                 h.remove()
@@ -197,16 +201,18 @@ class DecoderStack:
         stop: int | None = None,
         first: int = 0,
         rows: Tensor | slice = slice(None),
+        written_out: frozenset[int] = frozenset(),
     ) -> Tensor:
         """Runs layers ``start..stop-1`` (default: to the end) on a (stacked) residual entering layer ``start``.
 
         With ``first > 0``, ``hidden`` holds positions ``first..`` only: the earlier positions are the clean
         record's at batch rows ``rows`` (no edit reached them, and causal attention keeps it so), and each
-        layer computes the later positions alone, reading keys and values of the whole sequence.
+        layer computes the later positions alone, reading keys and values of the whole sequence. Layers in
+        ``written_out`` run through ``layer_at`` instead of the module; ``CleanRun`` passes those it verified.
         """
         for i in range(start, len(self.layers) if stop is None else stop):
             full = self.with_prefix(i, hidden, records, first, rows)
-            if i in self.kernel_layers:
+            if i in written_out:
                 suffix = None if first == 0 else torch.arange(first, full.shape[1], device=full.device)
                 hidden = self.layer_at(i, full, suffix, records)
                 continue
@@ -232,8 +238,8 @@ class DecoderStack:
         """A layer's output at ``positions`` (``None``: all), written out from its weights (``QueryAttention``).
 
         Keys and values read every position, the rest only the selected ones. Equals the module's output to
-        float rounding (``check_kernels`` and ``query_path_matches`` verify it on the clean batch); in narrow
-        models with few rotary dimensions it is faster (see ``modlens.ablation.query_attention``).
+        float rounding (``CleanRun`` verifies it on the clean batch before using it); in narrow models with
+        few rotary dimensions it is faster (see ``modlens.interventions.query_attention``).
         """
         if layer not in self._attention:
             self._attention[layer] = query_attention(
@@ -248,20 +254,9 @@ class DecoderStack:
         """The last layer's output at ``positions`` only; equals ``resume(last, hidden, records)[:, positions]``."""
         return self.layer_at(len(self.layers) - 1, hidden, positions, records)
 
-    def check_kernels(self, records: list[LayerRecord], layers: Iterable[int]) -> None:
-        """Lets ``resume`` use ``layer_at`` for those of ``layers`` where it reproduces the clean record."""
-        self.kernel_layers = {i for i in layers if self._reproduces(records, i, None)}
-
-    def query_path_matches(self, records: list[LayerRecord], positions: Int[Tensor, " n"]) -> bool:
-        """Whether ``last_layer_at`` reproduces the recorded last layer on the clean batch (to float rounding).
-
-        A guard for configurations the query-position attention does not know: the sweep falls back to
-        the full last layer when this is false.
-        """
-        return self._reproduces(records, len(self.layers) - 1, positions)
-
-    def _reproduces(self, records: list[LayerRecord], layer: int, positions: Int[Tensor, " n"] | None) -> bool:
-        """Whether ``layer_at`` gives the recorded output of ``layer`` on a few clean rows (to float rounding)."""
+    def reproduces(self, records: list[LayerRecord], layer: int, positions: Int[Tensor, " n"] | None) -> bool:
+        """Whether ``layer_at`` gives the recorded output of ``layer`` (at ``positions``; ``None``: all) on a few
+        clean rows, to float rounding."""
         rec = records[layer]
         rows = slice(0, 8)  # a few rows test the arithmetic as well as all of them
         try:
@@ -292,6 +287,46 @@ class DecoderStack:
         return self.unembed(self.final_norm(hidden))
 
 
+class CleanRun:
+    """A clean pass recorded on a ``DecoderStack``, and the written-out layers verified to reproduce it.
+
+    Constructing one runs the checks (``DecoderStack.reproduces`` on a few clean rows), so every resume from it
+    uses only layers that agree with the modules: ``layer_at`` for the layers from ``resume_from`` up, and the
+    last layer's queries at ``query_positions`` alone (``last_layer_at``) when given and verified.
+
+    Attributes:
+        stack: the model's layers.
+        records: the clean pass, one record per layer (``DecoderStack.record``).
+        written_out: the layers ``resume`` runs through ``layer_at``.
+        query_path: whether the last layer may run at ``query_positions`` alone.
+    """
+
+    def __init__(
+        self,
+        stack: DecoderStack,
+        records: list[LayerRecord],
+        *,
+        resume_from: int | None = None,
+        query_positions: Int[Tensor, " n"] | None = None,
+    ) -> None:
+        last = len(stack.layers) - 1
+        self.stack, self.records = stack, records
+        # queries at the scored positions only, when the metric reads no others and the shortcut reproduces the
+        # clean last layer
+        self.query_path = query_positions is not None and stack.reproduces(records, last, query_positions)
+        # layers resumed on every position: from the lowest edited one (the last only without the query path)
+        candidates = range(resume_from, last if self.query_path else last + 1) if resume_from is not None else ()
+        self.written_out = frozenset(i for i in candidates if stack.reproduces(records, i, None))
+
+    def resume(
+        self, start: int, hidden: Tensor, *, stop: int | None = None, first: int = 0, rows: Tensor | slice = slice(None)
+    ) -> Tensor:
+        """``DecoderStack.resume`` from this clean pass, through the verified written-out layers."""
+        return self.stack.resume(
+            start, hidden, self.records, stop=stop, first=first, rows=rows, written_out=self.written_out
+        )
+
+
 def _joined(parts: tuple[LayerRecord, ...]) -> LayerRecord:
     """Records of consecutive row blocks as one (call arguments are the same for every block)."""
     names = ("resid_pre", "z", "attn_out", "post", "mlp_out", "resid_post")
@@ -308,7 +343,7 @@ def _shared(value: Any, batch: int) -> Any:
     if isinstance(value, torch.Tensor) and value.ndim >= 1 and value.shape[0] == batch and batch > 1:
         if (value.dtype == torch.bool or value.is_floating_point()) and bool((value == value[:1]).all()):
             return value[:1]
-        raise AblationError("a decoder layer received per-row arguments; the fast path cannot stack ablations")
+        raise InterventionError("a decoder layer received per-row arguments; the fast path cannot stack ablations")
     if type(value).__name__.endswith("Cache"):
         return None
     return value
