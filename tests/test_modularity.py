@@ -84,13 +84,14 @@ def test_known_heads_have_the_expected_score_signs(model, evals):
 
 def test_run_modularity_recovers_the_structure_of_the_masks_it_keeps(model):
     subs = {name: task_batch(name, 256, seed=2) for name in "AB"}
-    frame = run_modularity(model, subs, seeds=(0, 1), steps=80, n_random=2, base=model)
+    result = run_modularity(model, subs, seeds=(0, 1), steps=80, n_random=2, base=model)
+    frame = result.frame
     assert list(frame.columns) == ["subroutine", "seed", "metric", "evaluated_on", "value"]
     value = frame.set_index(["subroutine", "seed", "metric", "evaluated_on"])["value"]
-    gates = frame.attrs["faithfulness"]
+    gates = result.faithfulness
     for name, other in (("A", "B"), ("B", "A")):
         for seed in (0, 1):
-            gate, mask = gates[(name, seed)], frame.attrs["masks"][(name, seed)]
+            gate, mask = gates[(name, seed)], result.masks[(name, seed)]
             assert [str(c) for c in mask.components()] == [f"L0H{'AB'.index(name)}"]  # the fit finds its head
             assert gate.ratio == 1.0 and value[(name, seed, "faithful", None)] == float(gate.passed)
             both = gate.passed and gates[(other, seed)].passed
@@ -112,7 +113,7 @@ def test_run_modularity_recovers_the_structure_of_the_masks_it_keeps(model):
     for name in "AB":
         rejected = sum(not gates[(name, s)].passed for s in (0, 1)) / 2
         assert summary[(name, "rejection_rate")] == rejected
-    assert set(frame.attrs["masks"]) == {("A", 0), ("A", 1), ("B", 0), ("B", 1)}
+    assert set(result.masks) == set(result.base_masks) == {("A", 0), ("A", 1), ("B", 0), ("B", 1)}
 
 
 def test_random_init_control_is_rejected_by_the_gate():
@@ -120,9 +121,10 @@ def test_random_init_control_is_rejected_by_the_gate():
                            d_mlp=16, n_ctx=8, seed=0)  # fmt: skip
     subs = {name: task_batch(name, 256, seed=2) for name in "AB"}
     with pytest.warns(UserWarning, match="nothing to localize"):
-        frame = run_modularity(untrained, subs, seeds=(0, 1), steps=40, n_random=1)
+        result = run_modularity(untrained, subs, seeds=(0, 1), steps=40, n_random=1)
+    frame = result.frame
     # the model computes nothing: every mask is rejected, and no score pretends otherwise
-    assert all(g.reason.startswith("full model at chance") for g in frame.attrs["faithfulness"].values())
+    assert all(g.reason.startswith("full model at chance") for g in result.faithfulness.values())
     assert (frame.query("metric == 'rejection_rate'")["value"] == 1.0).all()
     ablation = frame.query("metric == 'ablation_score'")["value"]
     assert len(ablation) == 4 and ablation.isna().all()

@@ -1,11 +1,9 @@
 """Learned masks: the sparse subnetwork of a frozen model that computes a subroutine."""
 
 from modlens.masks.apply import (
-    REPLACEMENTS,
     Keep,
     MeanBaseline,
     Reference,
-    Replacement,
     masked,
     masked_logits,
     masked_scores,
@@ -14,15 +12,15 @@ from modlens.masks.apply import (
 )
 from modlens.masks.chance import at_chance, chance_accuracy, chance_margin
 from modlens.masks.continuous_sparsification import ContinuousSparsification
-from modlens.masks.fit import METHODS, fit_mask
+from modlens.masks.fit import ALGORITHMS, Algorithm, fit_mask
 from modlens.masks.hard_concrete import HardConcrete
 from modlens.masks.io import load_mask, save_mask
 from modlens.masks.mask import GRANULARITIES, Granularity, Mask, MaskError, iomin, iou, pairwise_overlap, unit_groups
 
 __all__ = [
+    "ALGORITHMS",
     "GRANULARITIES",
-    "METHODS",
-    "REPLACEMENTS",
+    "Algorithm",
     "ContinuousSparsification",
     "Granularity",
     "HardConcrete",
@@ -31,7 +29,6 @@ __all__ = [
     "MaskError",
     "MeanBaseline",
     "Reference",
-    "Replacement",
     "at_chance",
     "chance_accuracy",
     "chance_margin",

@@ -1,9 +1,9 @@
 """Running a model under a mask: hooks for component masks, weight parametrizations for weight masks.
 
 Removed units are replaced by a baseline: zero, or their mean activation over a reference batch
-(per position). For component masks the hooks compute ``m * x + (1 - m) * baseline`` on
-``blocks.{l}.attn.hook_z`` (heads) and ``blocks.{l}.mlp.hook_post`` (neurons); a leading sample
-axis in the mask lets one forward pass carry several masks over a repeated batch.
+(per position); see ``modlens.names.MASK_REPLACEMENTS``. For component masks the hooks compute
+``m * x + (1 - m) * baseline`` at the heads' ``z`` and the neurons' ``post`` point of every layer; a leading
+sample axis in the mask lets one forward pass carry several masks over a repeated batch.
 """
 
 import contextlib
@@ -11,38 +11,49 @@ import functools
 import weakref
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from modlens import names
 from modlens._typing import Float, Tensor
+from modlens.components import Point, point_hook
+from modlens.interventions.bridge import bridge_activations
+from modlens.interventions.replacements import Replacement
 from modlens.masks.mask import Mask, MaskError
-from modlens.masks.units import layout_of, weight_modules
+from modlens.masks.weights import layout_of, weight_modules
 from modlens.models.model import Model
 from modlens.tasks.batch import Batch
 from modlens.tasks.metrics import Metric
 
-Replacement = Literal["zero", "mean"]
-REPLACEMENTS: tuple[Replacement, ...] = ("zero", "mean")
 Keep = Literal["inside", "outside"]
+KEEPS: tuple[Keep, ...] = get_args(Keep)
+GROUP_POINTS: dict[str, Point] = {"head": "z", "neuron": "post"}
+"""The point each group of a component mask gates: heads before the output projection, neurons after the
+activation function."""
 
 
-def head_hook(layer: int) -> str:
-    return f"blocks.{layer}.attn.hook_z"
-
-
-def neuron_hook(layer: int) -> str:
-    return f"blocks.{layer}.mlp.hook_post"
+def _group_hooks(n_layers: int) -> list[tuple[int, str, str]]:
+    """``(layer, group, hook name)`` of every gated point."""
+    return [
+        (layer, group, point_hook(layer, point)) for layer in range(n_layers) for group, point in GROUP_POINTS.items()
+    ]
 
 
 @torch.no_grad()
 def mean_activations(model: Model, reference: Batch) -> dict[str, Tensor]:
     """Mean ``hook_z`` and ``mlp.hook_post`` over the reference batch, per position (the mean baseline)."""
-    names = [f(layer) for layer in range(model.spec.n_layers) for f in (head_hook, neuron_hook)]
-    _, cache = model.bridge.run_with_cache(reference.tokens.to(model.device), names_filter=names)
-    return {name: cache[name].mean(0) for name in names}
+    cache = bridge_activations(model, reference.tokens, [name for _, _, name in _group_hooks(model.spec.n_layers)])
+    return {name: value.mean(0) for name, value in cache.items()}
+
+
+def _check_options(keep: str, replacement: str) -> None:
+    if keep not in KEEPS:
+        raise MaskError(f"keep must be 'inside' or 'outside', got {keep!r}")
+    if replacement not in names.MASK_REPLACEMENTS:
+        raise MaskError(f"unknown replacement {replacement!r}; choose one of {', '.join(names.MASK_REPLACEMENTS)}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,11 +129,10 @@ def component_hooks(
 ) -> list[tuple[str, Any]]:
     """Forward hooks reading ``values["head"]`` ``[sample, layer, head]`` and ``values["neuron"]`` at call time."""
     hooks = []
-    for layer in range(n_layers):
-        for group, name in (("head", head_hook(layer)), ("neuron", neuron_hook(layer))):
-            base = None if baselines is None else baselines[name]
-            fn = functools.partial(_component_hook, values=values, group=group, layer=layer, base=base)
-            hooks.append((name, fn))
+    for layer, group, name in _group_hooks(n_layers):
+        base = None if baselines is None else baselines[name]
+        fn = functools.partial(_component_hook, values=values, group=group, layer=layer, base=base)
+        hooks.append((name, fn))
     return hooks
 
 
@@ -197,7 +207,7 @@ def masked(
     mask: Mask,
     *,
     keep: Keep = "inside",
-    method: Replacement = "mean",
+    replacement: Replacement = "mean",
     reference: Reference | None = None,
 ) -> Iterator[Any]:
     """Runs the model with a mask applied; yields the bridge (call it on tokens inside the block).
@@ -206,31 +216,28 @@ def masked(
         model: the model; its bridge carries the edits only inside the block.
         mask: the units to keep (``keep="inside"``: run the subnetwork alone) or to remove
             (``keep="outside"``: ablate the subnetwork).
-        method: what removed heads and neurons become: ``"zero"`` or ``"mean"`` (their mean activation
+        replacement: what removed heads and neurons become: ``"zero"`` or ``"mean"`` (their mean activation
             on ``reference``, per position). Weight masks support ``"zero"`` only.
-        reference: the batch the means are taken over (needed for ``method="mean"``), or its means
+        reference: the batch the means are taken over (needed for ``replacement="mean"``), or its means
             precomputed by ``mean_baseline(model, reference)``.
 
     Raises:
         MaskError: the mask was made for a model of another shape, or a bad option.
     """
     mask.check_fits(model.spec)
-    if keep not in ("inside", "outside"):
-        raise MaskError(f"keep must be 'inside' or 'outside', got {keep!r}")
-    if method not in REPLACEMENTS:
-        raise MaskError(f"unknown replacement {method!r}; choose one of {', '.join(REPLACEMENTS)}")
+    _check_options(keep, replacement)
     active = mask if keep == "inside" else ~mask
     dtype = model.dtype
     if mask.granularity == "component":
         values: dict[str, Tensor] = {k: v.to(model.device, dtype)[None] for k, v in active.units.items()}
         baselines = None
-        if method == "mean":
+        if replacement == "mean":
             if reference is None:
-                raise MaskError("method='mean' needs a reference batch to take the means over")
+                raise MaskError("replacement='mean' needs a reference batch to take the means over")
             baselines = baselines_for(model, reference)
     else:
-        if method != "zero":
-            raise MaskError("weight masks replace removed weights by zero; pass method='zero'")
+        if replacement != "zero":
+            raise MaskError("weight masks replace removed weights by zero; pass replacement='zero'")
         values = {k: v.to(model.device, dtype) for k, v in active.units.items()}
         baselines = None
     with install(model, mask.granularity, values, baselines) as bridge:
@@ -244,12 +251,12 @@ def masked_logits(
     batch: Batch,
     *,
     keep: Keep = "inside",
-    method: Replacement = "mean",
+    replacement: Replacement = "mean",
     reference: Reference | None = None,
 ) -> Float[Tensor, "batch pos d_vocab"]:
     """Logits of the masked model; the mean baseline defaults to ``batch`` itself (pass ``reference`` to fix it)."""
     ref = reference if reference is not None else batch
-    with masked(model, mask, keep=keep, method=method, reference=ref) as bridge:
+    with masked(model, mask, keep=keep, replacement=replacement, reference=ref) as bridge:
         return bridge(batch.tokens.to(model.device))
 
 
@@ -265,7 +272,7 @@ def masked_scores(
     *,
     metric: Metric,
     keep: Keep = "inside",
-    method: Replacement = "mean",
+    replacement: Replacement = "mean",
     reference: Reference | None = None,
 ) -> list[float]:
     """``metric`` of the model under each mask, component masks stacked into as few forward passes as fit.
@@ -279,23 +286,22 @@ def masked_scores(
         masks: the masks, all of one granularity and shape.
         batch: the examples scored.
         metric: ``metric(logits, batch) -> scalar``.
-        keep, method, reference: as for ``masked_logits`` (means over ``batch`` itself by default).
+        keep, replacement, reference: as for ``masked_logits`` (means over ``batch`` itself by default).
     """
     if not masks:
         return []
     if any(m.granularity != "component" for m in masks):
         return [
-            float(metric(masked_logits(model, m, batch, keep=keep, method=method, reference=reference), batch))
+            float(
+                metric(masked_logits(model, m, batch, keep=keep, replacement=replacement, reference=reference), batch)
+            )
             for m in masks
         ]
-    if keep not in ("inside", "outside"):
-        raise MaskError(f"keep must be 'inside' or 'outside', got {keep!r}")
-    if method not in REPLACEMENTS:
-        raise MaskError(f"unknown replacement {method!r}; choose one of {', '.join(REPLACEMENTS)}")
+    _check_options(keep, replacement)
     for mask in masks:
         mask.check_fits(model.spec)
     baselines = None
-    if method == "mean":
+    if replacement == "mean":
         baselines = baselines_for(model, reference if reference is not None else batch)
     per_sample = len(batch) * batch.n_pos * model.spec.d_vocab
     chunk = max(1, LOGIT_BUDGET // max(1, per_sample))

@@ -8,8 +8,10 @@ from typing import Any, Literal
 
 import torch
 
+from modlens import names
 from modlens._typing import Tensor
-from modlens.masks.apply import Reference, Replacement, baselines_for, install, weight_layouts, weight_shapes
+from modlens.interventions.replacements import Replacement
+from modlens.masks.apply import Reference, baselines_for, install, weight_layouts, weight_shapes
 from modlens.masks.chance import at_chance, chance_accuracy
 from modlens.masks.continuous_sparsification import ContinuousSparsification
 from modlens.masks.hard_concrete import HardConcrete
@@ -21,14 +23,13 @@ from modlens.tasks.metrics import Metric, answer_accuracy, loss
 
 log = logging.getLogger(__name__)
 
-MaskMethod = ContinuousSparsification | HardConcrete
-METHODS: dict[str, type[ContinuousSparsification] | type[HardConcrete]] = {
+Algorithm = Literal["continuous_sparsification", "hard_concrete"]
+"""A mask-learning algorithm's name (``modlens.names.ALGORITHMS``)."""
+ALGORITHMS: dict[Algorithm, type[ContinuousSparsification] | type[HardConcrete]] = {
     "continuous_sparsification": ContinuousSparsification,
     "hard_concrete": HardConcrete,
 }
-"""Mask-learning methods by name; each class's defaults follow its paper (see RESEARCH.md §1)."""
-
-MethodName = Literal["continuous_sparsification", "hard_concrete"]
+"""Mask-learning algorithms by name; each class's defaults follow its paper (see RESEARCH.md §1)."""
 
 
 def fit_mask(
@@ -36,11 +37,11 @@ def fit_mask(
     batch: Batch,
     *,
     granularity: str = "component",
-    method: str = "continuous_sparsification",
+    algorithm: str = "continuous_sparsification",
     sparsity: float = 0.5,
     steps: int = 200,
     seed: int = 0,
-    ablation: Replacement = "mean",
+    replacement: Replacement = "mean",
     batch_size: int = 64,
     lr: float | None = None,
     init: float | None = None,
@@ -59,15 +60,15 @@ def fit_mask(
         batch: examples of the subroutine.
         granularity: ``"component"`` (one logit per attention head and MLP neuron, through hooks) or
             ``"weight"`` (one logit per weight of every attention and MLP matrix, through parametrizations).
-        method: ``"continuous_sparsification"`` or ``"hard_concrete"`` (see ``METHODS``).
+        algorithm: ``"continuous_sparsification"`` or ``"hard_concrete"`` (see ``ALGORITHMS``).
         sparsity: weight of the size penalty, in (0, 1).
         steps: optimiser steps.
         seed: seed of the minibatch order and the mask noise.
-        ablation: what removed heads and neurons become during training: ``"zero"`` or ``"mean"`` (their
+        replacement: what removed heads and neurons become during training: ``"zero"`` or ``"mean"`` (their
             mean over ``reference``, per position). Weight masks always use zero.
         batch_size: examples per step (the whole batch when smaller).
-        lr: Adam learning rate of the logits (default: the method's).
-        init: initial logit (default: the method's).
+        lr: Adam learning rate of the logits (default: the algorithm's).
+        init: initial logit (default: the algorithm's).
         n_samples: mask samples per step for ``"hard_concrete"`` (default 4; continuous
             sparsification is deterministic and always uses one).
         objective: the differentiable task loss (lower is better).
@@ -80,12 +81,14 @@ def fit_mask(
         The final binary mask, with how it was made in ``mask.meta``.
 
     Raises:
-        MaskError: bad options (zero steps, sparsity out of range, unknown method or granularity).
+        MaskError: bad options (zero steps, sparsity out of range, unknown algorithm, replacement or granularity).
     """
     if granularity not in GRANULARITIES:
         raise MaskError(f"unknown granularity {granularity!r}; choose one of {', '.join(GRANULARITIES)}")
-    if method not in METHODS:
-        raise MaskError(f"unknown mask method {method!r}; choose one of {', '.join(METHODS)}")
+    if algorithm not in ALGORITHMS:
+        raise MaskError(f"unknown mask algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}")
+    if replacement not in names.MASK_REPLACEMENTS:
+        raise MaskError(f"unknown replacement {replacement!r}; choose one of {', '.join(names.MASK_REPLACEMENTS)}")
     if not isinstance(steps, int) or steps < 1:
         raise MaskError(f"steps must be a positive number of optimiser steps, got {steps}")
     if not (isinstance(sparsity, float | int) and 0.0 < sparsity < 1.0):
@@ -95,11 +98,11 @@ def fit_mask(
     if batch.n_pos > model.spec.n_ctx:
         raise MaskError(f"batch sequences have {batch.n_pos} tokens, more than the model's context {model.spec.n_ctx}")
     overrides: dict[str, Any] = {k: v for k, v in (("lr", lr), ("init", init)) if v is not None}
-    if n_samples is not None and method == "hard_concrete":
+    if n_samples is not None and algorithm == "hard_concrete":
         if n_samples < 1:
             raise MaskError(f"n_samples must be positive, got {n_samples}")
         overrides["n_samples"] = n_samples
-    algo: MaskMethod = METHODS[method](**overrides)
+    algo = ALGORITHMS[algorithm](**overrides)
     _warn_if_at_chance(model, batch)
 
     started = time.perf_counter()
@@ -108,7 +111,7 @@ def fit_mask(
     logits = {k: torch.full(s, float(algo.init), device=device, requires_grad=True) for k, s in shapes.items()}
     n_units = sum(math.prod(s) for s in shapes.values())
     baselines = None
-    if granularity == "component" and ablation == "mean":
+    if granularity == "component" and replacement == "mean":
         if reference is not None:
             _check_length(reference, batch)
         baselines = baselines_for(model, reference if reference is not None else batch)
@@ -118,7 +121,7 @@ def fit_mask(
     values: dict[str, Tensor] = {k: torch.ones(s, device=device, dtype=dtype) for k, s in shapes.items()}
     history: list[float] = []
     with install(model, granularity, values, baselines) as bridge:
-        for step in progress_bar(range(steps), enabled=progress, desc=f"mask ({method})"):
+        for step in progress_bar(range(steps), enabled=progress, desc=f"mask ({algorithm})"):
             idx = torch.randperm(len(batch), generator=gen)[:batch_size]
             sub = batch[idx].to(device)
             samples = {k: algo.sample(v, step, steps, gen).to(dtype) for k, v in logits.items()}
@@ -131,12 +134,12 @@ def fit_mask(
             history.append(float(task.detach()))
     final = {k: algo.final(v.detach()) for k, v in logits.items()}
     meta = {
-        "method": method,
+        "algorithm": algorithm,
         "granularity": granularity,
         "sparsity": float(sparsity),
         "steps": steps,
         "seed": seed,
-        "ablation": ablation if granularity == "component" else "zero",
+        "replacement": replacement if granularity == "component" else "zero",
         "mean_over": "reference" if reference is not None else "fitted batch",
         "lr": algo.lr,
         "init": algo.init,

@@ -40,7 +40,7 @@ class Mask:
             ``blocks.{l}.attn.{q,k,v,o}`` / ``blocks.{l}.mlp.{in,gate,out}``, shaped like that weight.
         shape: the model shape the mask was made for (``n_layers``, ``n_heads``, ``d_mlp``, ...).
         layouts: weight masks only: ``"out_in"`` (``nn.Linear``) or ``"in_out"`` (GPT-2 ``Conv1D``) per key.
-        meta: how the mask was made (method, sparsity, seed, task, ...); informational.
+        meta: how the mask was made (algorithm, sparsity, seed, task, ...); informational.
     """
 
     granularity: Granularity
@@ -184,7 +184,7 @@ class Mask:
         """Kept fraction of each head ``[layer, head]`` and each neuron ``[layer, d_mlp]``."""
         if self.granularity == "component":
             return self.units["head"].float(), self.units["neuron"].float()
-        from modlens.masks.units import weight_component_density
+        from modlens.masks.weights import weight_component_density
 
         return weight_component_density(self)
 

@@ -152,7 +152,7 @@ def check_necessity(
     full = {name: float(metric(model.logits(b.tokens), b)) for name, b in (("own", own), ("others", others))}
 
     def removed_by(units: Mask, name: str, batch: Batch) -> float:
-        ablated = masked_logits(model, units, batch, keep="outside", method="mean", reference=reference)
+        ablated = masked_logits(model, units, batch, keep="outside", replacement="mean", reference=reference)
         return 1.0 - float(metric(ablated, batch)) / full[name] if full[name] > 0 else float("nan")
 
     def selectivity(units: Mask) -> tuple[float, float]:

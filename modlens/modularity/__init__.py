@@ -13,7 +13,7 @@ from modlens.modularity.expected import (
 from modlens.modularity.gate import Faithfulness, check_faithfulness
 from modlens.modularity.overlap import circuit_overlap, compositionality_rate, mask_consistency
 from modlens.modularity.reuse import reuse_specificity, run_reuse, specific_part
-from modlens.modularity.run import run_modularity
+from modlens.modularity.run import ModularityResult, run_modularity
 from modlens.modularity.scores import (
     ablation_score,
     chance_for,
@@ -26,6 +26,7 @@ from modlens.modularity.scores import (
 
 __all__ = [
     "Faithfulness",
+    "ModularityResult",
     "ablation_score",
     "chance_for",
     "check_faithfulness",

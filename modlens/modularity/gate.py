@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 import torch
 
-from modlens.masks.apply import Reference, Replacement, masked_scores
+from modlens.interventions.replacements import Replacement
+from modlens.masks.apply import Reference, masked_scores
 from modlens.masks.chance import chance_margin
 from modlens.masks.mask import Mask, MaskError
 from modlens.models.model import Model
@@ -57,7 +58,7 @@ def check_faithfulness(
     min_kept: float = 0.8,
     min_margin: float = 0.2,
     seed: int = 0,
-    method: Replacement = "mean",
+    replacement: Replacement = "mean",
     metric: Metric = answer_accuracy,
     full: float | None = None,
 ) -> Faithfulness:
@@ -82,7 +83,7 @@ def check_faithfulness(
         min_kept: the least fraction of the full accuracy the circuit must keep.
         min_margin: how much more than the best random circuit it must keep (as a fraction of full accuracy).
         seed: seed of the random circuits.
-        method: what removed units become.
+        replacement: what removed units become.
         metric: the accuracy metric (chance follows it: per token for ``token_accuracy``).
         full: the full model's ``metric`` on ``batch``, if already computed.
 
@@ -96,7 +97,7 @@ def check_faithfulness(
     chance = chance_for(metric, batch)
     circuits = [mask, *random_controls(mask, n_random, seed)]
     kept, *random_kept = masked_scores(
-        model, circuits, batch, keep="inside", method=method, metric=metric, reference=reference
+        model, circuits, batch, keep="inside", replacement=replacement, metric=metric, reference=reference
     )
     ratio = kept / full if full > 0 else float("nan")
     randoms = tuple(r / full if full > 0 else float("nan") for r in random_kept)

@@ -13,7 +13,8 @@ import pandas as pd
 import torch
 
 from modlens._typing import Tensor
-from modlens.masks.apply import Reference, Replacement, masked_logits
+from modlens.interventions.replacements import Replacement
+from modlens.masks.apply import Reference, masked_logits
 from modlens.masks.mask import Mask, MaskError
 from modlens.models.model import Model
 from modlens.tasks.batch import Batch
@@ -30,7 +31,7 @@ def run_reuse(
     without_f: Mapping[str, Batch],
     *,
     reference: Reference,
-    method: Replacement = "mean",
+    replacement: Replacement = "mean",
     metric: Metric = answer_accuracy,
     full: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
@@ -48,7 +49,7 @@ def run_reuse(
         without_f: composites that do not, by name (names distinct from ``with_f``'s).
         reference: what mean ablation takes its means over: one fixed batch (or its ``mean_baseline`` on
             ``model``) of the composites' sequence length, the same for every mask compared.
-        method: what ablated units become.
+        replacement: what ablated units become.
         metric: the accuracy metric.
         full: the full model's ``metric`` per composite, if already computed (saves a forward pass).
 
@@ -67,7 +68,7 @@ def run_reuse(
     batches = {**with_f, **without_f}
 
     def ablated_logits(batch: Batch) -> Tensor:
-        return masked_logits(model, mask, batch, keep="outside", method=method, reference=reference)
+        return masked_logits(model, mask, batch, keep="outside", replacement=replacement, reference=reference)
 
     ablated = _per_composite(batches, metric, ablated_logits)
     if full is None:

@@ -1,14 +1,16 @@
 """``run_modularity``: fit masks for several subroutines over seeds, gate them, and measure every modularity metric."""
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from modlens.masks.apply import MeanBaseline, Replacement, masked_scores, mean_baseline
-from modlens.masks.fit import MethodName, fit_mask
+from modlens.interventions.replacements import Replacement
+from modlens.masks.apply import MeanBaseline, masked_scores, mean_baseline
+from modlens.masks.fit import Algorithm, fit_mask
 from modlens.masks.mask import Granularity, Mask, MaskError
 from modlens.models.model import Model, check_pair
 from modlens.modularity.expected import overlap_excess
@@ -23,6 +25,28 @@ Subroutine = SyntheticTask | Batch
 COLUMNS = ["subroutine", "seed", "metric", "evaluated_on", "value"]
 NAN = float("nan")
 OVERLAPS = ("precision", "recall", "iou", "iomin")
+
+MaskKey = tuple[str, int]
+"""``(subroutine, seed)``."""
+
+
+@dataclass(frozen=True)
+class ModularityResult:
+    """What ``run_modularity`` measured and the masks it measured it on.
+
+    Attributes:
+        frame: the long frame ``subroutine, seed, metric, evaluated_on, value`` (see ``run_modularity``).
+        masks: the fitted masks by ``(subroutine, seed)``.
+        faithfulness: the gate's verdict on each mask.
+        base_masks: with ``base``: the masks fitted on the base model (empty without).
+        base_faithfulness: with ``base``: the gate's verdict on each base mask.
+    """
+
+    frame: pd.DataFrame
+    masks: Mapping[MaskKey, Mask]
+    faithfulness: Mapping[MaskKey, Faithfulness]
+    base_masks: Mapping[MaskKey, Mask] = field(default_factory=dict)
+    base_faithfulness: Mapping[MaskKey, Faithfulness] = field(default_factory=dict)
 
 
 def _split(sub: Subroutine, n_fit: int, n_eval: int) -> tuple[Batch, Batch]:
@@ -41,10 +65,10 @@ def run_modularity(
     *,
     seeds: Sequence[int] = (0, 1, 2),
     granularity: Granularity = "component",
-    method: MethodName = "continuous_sparsification",
+    algorithm: Algorithm = "continuous_sparsification",
     sparsity: float = 0.5,
     steps: int = 200,
-    ablation: Replacement = "mean",
+    replacement: Replacement = "mean",
     n_fit: int = 256,
     n_eval: int = 256,
     n_random: int = 5,
@@ -54,7 +78,7 @@ def run_modularity(
     reference: Batch | None = None,
     metric: Metric = answer_accuracy,
     progress: bool = False,
-) -> pd.DataFrame:
+) -> ModularityResult:
     """Fits a mask per subroutine and seed, gates it, and measures specialization, reuse, consistency and
     inheritance of the masks that pass.
 
@@ -69,7 +93,7 @@ def run_modularity(
             on the test split) or batches (fit on the first half, evaluated on the second). Batches may share
             their tokens and differ in their answer masks (the two steps of one composite prompt).
         seeds: mask seeds (also the seeds of each mask's random circuits).
-        granularity, method, sparsity, steps, ablation: passed to ``fit_mask``. Evaluation replaces
+        granularity, algorithm, sparsity, steps, replacement: passed to ``fit_mask``. Evaluation replaces
             removed units the same way (weight masks: zero).
         n_fit, n_eval: examples sampled per synthetic task for fitting and evaluation.
         n_random, min_kept, min_margin: the faithfulness gate's random circuits and thresholds.
@@ -83,7 +107,8 @@ def run_modularity(
         progress: show progress bars while fitting.
 
     Returns:
-        A long frame ``subroutine, seed, metric, evaluated_on, value``. Per (subroutine, seed):
+        The frame, and the masks with the gate's verdicts (``ModularityResult``). The frame is long:
+        ``subroutine, seed, metric, evaluated_on, value``. Per (subroutine, seed):
         ``size``, ``density``, ``faithful`` (1/0), ``faithfulness`` (kept / full accuracy on its own
         subroutine), ``faithfulness_random`` (the mean of its random circuits'); ``accuracy_full``,
         ``accuracy_inside`` / ``accuracy_outside`` / ``drop`` per evaluated subroutine;
@@ -93,9 +118,7 @@ def run_modularity(
         ``inheritance_{precision,recall,iou,iomin}`` with their ``_excess``. Per subroutine (``seed``
         missing): ``consistency`` (mean IoU across seeds of the faithful masks), ``compositionality_rate``,
         ``rejection_rate`` (fraction of its masks that failed the gate) and, with ``base``,
-        ``base_rejection_rate``. ``frame.attrs`` holds the masks (``"masks"``, keyed ``(subroutine, seed)``)
-        and the gate's verdicts (``"faithfulness"``), and with ``base`` ``"base_masks"`` and
-        ``"base_faithfulness"``.
+        ``base_rejection_rate``.
 
     Raises:
         MaskError: fewer than two subroutines, no seeds, or a reference of another sequence length.
@@ -108,27 +131,27 @@ def run_modularity(
         check_pair(base, model)
     data = {name: _split(sub, n_fit, n_eval) for name, sub in subroutines.items()}
     evaluation = {name: ev for name, (_, ev) in data.items()}
-    eval_method: Replacement = ablation if granularity == "component" else "zero"
+    scored_with: Replacement = replacement if granularity == "component" else "zero"
     if reference is not None:
         lengths = {name: b.n_pos for name, b in evaluation.items() if b.n_pos != reference.n_pos}
         if lengths:
             raise MaskError(f"the reference batch has {reference.n_pos} positions, but {lengths} differ")
     fit_args: dict[str, Any] = {
         "granularity": granularity,
-        "method": method,
+        "algorithm": algorithm,
         "sparsity": sparsity,
         "steps": steps,
-        "ablation": ablation,
+        "replacement": replacement,
         "progress": progress,
     }
     gate_args: dict[str, Any] = {
         "n_random": n_random,
         "min_kept": min_kept,
         "min_margin": min_margin,
-        "method": eval_method,
+        "replacement": scored_with,
         "metric": metric,
     }
-    means = _means(model, reference, eval_method)
+    means = _means(model, reference, scored_with)
     masks = {
         (n, s): fit_mask(model, fit, seed=s, reference=means, **fit_args) for n, (fit, _) in data.items() for s in seeds
     }
@@ -154,7 +177,7 @@ def run_modularity(
             inside, outside = NAN, NAN
             if gate.passed:
                 inside, outside = masked_scores(
-                    model, [mask, ~mask], batch, metric=metric, method=eval_method, reference=means
+                    model, [mask, ~mask], batch, metric=metric, replacement=scored_with, reference=means
                 )
             acc[other] = (inside, outside)
             rows += [
@@ -181,7 +204,7 @@ def run_modularity(
     base_masks: dict[tuple[str, int], Mask] = {}
     base_gates: dict[tuple[str, int], Faithfulness] = {}
     if base is not None:
-        base_means = _means(base, reference, eval_method)
+        base_means = _means(base, reference, scored_with)
         with torch.no_grad():
             base_full = {n: float(metric(base.logits(b.tokens), b)) for n, b in evaluation.items()}
         for (name, seed), mask in masks.items():
@@ -199,17 +222,12 @@ def run_modularity(
     frame = pd.DataFrame(rows, columns=COLUMNS)
     frame = pd.concat([frame, _summary_rows(frame, masks, gates, base_gates)], ignore_index=True)
     frame["seed"] = frame["seed"].astype("Int64")
-    frame.attrs["masks"] = masks
-    frame.attrs["faithfulness"] = gates
-    if base is not None:
-        frame.attrs["base_masks"] = base_masks
-        frame.attrs["base_faithfulness"] = base_gates
-    return frame
+    return ModularityResult(frame, masks, gates, base_masks, base_gates)
 
 
-def _means(model: Model, reference: Batch | None, method: Replacement) -> MeanBaseline | None:
+def _means(model: Model, reference: Batch | None, replacement: Replacement) -> MeanBaseline | None:
     """The model's mean baseline over the reference batch, computed once (None: each call's own batch)."""
-    if reference is None or method != "mean":
+    if reference is None or replacement != "mean":
         return None
     return mean_baseline(model, reference)
 

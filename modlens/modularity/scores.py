@@ -6,7 +6,8 @@ from collections.abc import Mapping
 import pandas as pd
 import torch
 
-from modlens.masks.apply import Keep, Reference, Replacement, masked_scores
+from modlens.interventions.replacements import Replacement
+from modlens.masks.apply import Keep, Reference, masked_scores
 from modlens.masks.chance import chance_accuracy
 from modlens.masks.mask import Mask
 from modlens.models.model import Model
@@ -31,18 +32,20 @@ def masked_accuracy(
     batch: Batch,
     *,
     keep: Keep = "inside",
-    method: Replacement = "mean",
+    replacement: Replacement = "mean",
     metric: Metric = answer_accuracy,
     reference: Reference | None = None,
 ) -> float:
     """The metric of the model run with only the mask (``keep="inside"``) or without it (``"outside"``).
 
-    Removed units take zero (``method="zero"``) or their mean (``"mean"``, per position) over ``reference``:
+    Removed units take zero (``replacement="zero"``) or their mean (``"mean"``, per position) over ``reference``:
     a fixed batch, or its means from ``mean_baseline``. Without a reference the means are taken over
     ``batch`` itself, so two batches scored under one mask get different baselines; pass the reference the
     mask was fitted with to score every batch against the same one.
     """
-    return masked_scores(model, [mask], batch, keep=keep, method=method, metric=metric, reference=reference)[0]
+    return masked_scores(model, [mask], batch, keep=keep, replacement=replacement, metric=metric, reference=reference)[
+        0
+    ]
 
 
 def subnetwork_score(
@@ -51,7 +54,7 @@ def subnetwork_score(
     target: Batch,
     other: Batch,
     *,
-    method: Replacement = "mean",
+    replacement: Replacement = "mean",
     metric: Metric = answer_accuracy,
     reference: Reference | None = None,
 ) -> float:
@@ -60,7 +63,9 @@ def subnetwork_score(
     ``max(acc_sub(target), c) − max(acc_sub(other), c)``; expected > 0 for a mask of the target subroutine.
     Means over ``reference`` (default: each scored batch itself; see ``masked_accuracy``).
     """
-    return _masked_lepori(model, mask, target, other, keep="inside", method=method, metric=metric, reference=reference)
+    return _masked_lepori(
+        model, mask, target, other, keep="inside", replacement=replacement, metric=metric, reference=reference
+    )
 
 
 def ablation_score(
@@ -69,7 +74,7 @@ def ablation_score(
     target: Batch,
     other: Batch,
     *,
-    method: Replacement = "mean",
+    replacement: Replacement = "mean",
     metric: Metric = answer_accuracy,
     reference: Reference | None = None,
 ) -> float:
@@ -78,7 +83,9 @@ def ablation_score(
     ``max(acc_abl(target), c) − max(acc_abl(other), c)``; expected < 0 for a modular model.
     Means over ``reference`` (default: each scored batch itself; see ``masked_accuracy``).
     """
-    return _masked_lepori(model, mask, target, other, keep="outside", method=method, metric=metric, reference=reference)
+    return _masked_lepori(
+        model, mask, target, other, keep="outside", replacement=replacement, metric=metric, reference=reference
+    )
 
 
 def _masked_lepori(
@@ -88,13 +95,13 @@ def _masked_lepori(
     other: Batch,
     *,
     keep: Keep,
-    method: Replacement,
+    replacement: Replacement,
     metric: Metric,
     reference: Reference | None,
 ) -> float:
     """The Lepori difference of masked accuracies on the target and the other subroutine."""
-    acc_t = masked_accuracy(model, mask, target, keep=keep, method=method, metric=metric, reference=reference)
-    acc_o = masked_accuracy(model, mask, other, keep=keep, method=method, metric=metric, reference=reference)
+    acc_t = masked_accuracy(model, mask, target, keep=keep, replacement=replacement, metric=metric, reference=reference)
+    acc_o = masked_accuracy(model, mask, other, keep=keep, replacement=replacement, metric=metric, reference=reference)
     return lepori_score(acc_t, acc_o, chance_target=chance_for(metric, target), chance_other=chance_for(metric, other))
 
 
@@ -104,7 +111,7 @@ def inverse_mask_drops(
     mask: Mask,
     batches: Mapping[str, Batch],
     *,
-    method: Replacement = "mean",
+    replacement: Replacement = "mean",
     metric: Metric = answer_accuracy,
     reference: Reference | None = None,
 ) -> pd.DataFrame:
@@ -118,7 +125,9 @@ def inverse_mask_drops(
     rows = []
     for name, batch in batches.items():
         full = float(metric(model.logits(batch.tokens), batch))
-        ablated = masked_accuracy(model, mask, batch, keep="outside", method=method, metric=metric, reference=reference)
+        ablated = masked_accuracy(
+            model, mask, batch, keep="outside", replacement=replacement, metric=metric, reference=reference
+        )
         rows.append((name, full, ablated, full - ablated))
     return pd.DataFrame(rows, columns=["evaluated_on", "full", "ablated", "drop"])
 
@@ -140,7 +149,7 @@ def faithfulness(
     *,
     n_random: int = 5,
     seed: int = 0,
-    method: Replacement = "mean",
+    replacement: Replacement = "mean",
     metric: Metric = answer_accuracy,
     reference: Reference | None = None,
 ) -> pd.DataFrame:
@@ -156,7 +165,13 @@ def faithfulness(
     full = float(metric(model.logits(batch.tokens), batch))
     circuits = [("mask", 0, mask)] + [("random", i, c) for i, c in enumerate(random_controls(mask, n_random, seed))]
     scores = masked_scores(
-        model, [c for _, _, c in circuits], batch, keep="inside", method=method, metric=metric, reference=reference
+        model,
+        [c for _, _, c in circuits],
+        batch,
+        keep="inside",
+        replacement=replacement,
+        metric=metric,
+        reference=reference,
     )
     rows = [
         (kind, draw, score, full, score / full if full else float("nan"))

@@ -7,7 +7,7 @@ import torch
 from modlens.components import Component
 from modlens.masks import Mask, MaskError, masked, masked_logits
 from modlens.masks.apply import weight_shapes
-from modlens.masks.units import weight_modules
+from modlens.masks.weights import weight_modules
 from modlens.tasks import SyntheticTask
 
 ATOL = 1e-5  # fp32, a handful of layers
@@ -17,15 +17,15 @@ def _batch(model, layout):
     return SyntheticTask.from_name("reverse", layout).sample(8, seed=0)
 
 
-@pytest.mark.parametrize("method", ["zero", "mean"])
-def test_full_component_mask_equals_the_model(family_model, layout, method):
+@pytest.mark.parametrize("replacement", ["zero", "mean"])
+def test_full_component_mask_equals_the_model(family_model, layout, replacement):
     batch = _batch(family_model, layout)
     clean = family_model.logits(batch.tokens)
-    out = masked_logits(family_model, Mask.full(family_model.spec), batch, method=method)
+    out = masked_logits(family_model, Mask.full(family_model.spec), batch, replacement=replacement)
     torch.testing.assert_close(out, clean, rtol=0, atol=ATOL)
     # ablating the empty set is the same invariant from the other side
     nothing = ~Mask.full(family_model.spec)
-    out = masked_logits(family_model, nothing, batch, keep="outside", method=method)
+    out = masked_logits(family_model, nothing, batch, keep="outside", replacement=replacement)
     torch.testing.assert_close(out, clean, rtol=0, atol=ATOL)
 
 
@@ -33,7 +33,7 @@ def test_full_weight_mask_equals_the_model_and_parametrizations_are_removed(fami
     batch = _batch(family_model, layout)
     shape = dict(Mask.full(family_model.spec).shape)
     units = {k: torch.ones(s, dtype=torch.bool) for k, s in weight_shapes(family_model).items()}
-    out = masked_logits(family_model, Mask("weight", units, shape), batch, method="zero")
+    out = masked_logits(family_model, Mask("weight", units, shape), batch, replacement="zero")
     torch.testing.assert_close(out, family_model.logits(batch.tokens), rtol=0, atol=ATOL)
     assert not any(hasattr(m, "parametrizations") for m in weight_modules(family_model.bridge).values())
 
@@ -43,11 +43,11 @@ def test_zeroing_mlp_out_weights_equals_zeroing_the_neurons(family_model, layout
     spec = family_model.spec
     neurons = [Component(0, "neuron", n) for n in range(spec.d_mlp)]
     by_component = masked_logits(family_model, Mask.from_components(neurons, spec), batch, keep="outside",
-                                 method="zero")  # fmt: skip
+                                 replacement="zero")  # fmt: skip
     shape = dict(Mask.full(spec).shape)
     units = {k: torch.zeros(s, dtype=torch.bool) for k, s in weight_shapes(family_model).items()}
     units["blocks.0.mlp.out"] = torch.ones_like(units["blocks.0.mlp.out"])
-    by_weight = masked_logits(family_model, Mask("weight", units, shape), batch, keep="outside", method="zero")
+    by_weight = masked_logits(family_model, Mask("weight", units, shape), batch, keep="outside", replacement="zero")
     torch.testing.assert_close(by_weight, by_component, rtol=0, atol=ATOL)
     assert (by_weight - family_model.logits(batch.tokens)).abs().max() > 1e-3  # the edit did something
 
@@ -56,7 +56,7 @@ def test_hooks_are_removed_even_after_an_exception(two_heads, batches):
     batch = batches["A"]
     clean = two_heads.logits(batch.tokens)
     head_a = Mask.from_components([Component(0, "head", 0)], two_heads.spec)
-    with pytest.raises(RuntimeError, match="boom"), masked(two_heads, head_a, keep="outside", method="zero"):
+    with pytest.raises(RuntimeError, match="boom"), masked(two_heads, head_a, keep="outside", replacement="zero"):
         raise RuntimeError("boom")
     torch.testing.assert_close(two_heads.bridge(batch.tokens), clean, rtol=0, atol=ATOL)
 
@@ -65,7 +65,7 @@ def test_removing_the_known_head_breaks_only_its_subroutine(two_heads, eval_batc
     head_a = Mask.from_components([Component(0, "head", 0)], two_heads.spec)
     acc = {}
     for name, batch in eval_batches.items():
-        logits = masked_logits(two_heads, head_a, batch, keep="outside", method="mean")
+        logits = masked_logits(two_heads, head_a, batch, keep="outside", replacement="mean")
         acc[name] = float((logits[:, 3].argmax(-1) == batch.tokens[:, 4]).float().mean())
     assert acc["A"] < 0.3 and acc["B"] == 1.0
 
@@ -78,7 +78,7 @@ def test_mask_for_another_shape_or_bad_option_is_one_clear_error(two_heads, fami
     shape = dict(Mask.full(two_heads.spec).shape)
     weights = Mask("weight", {"blocks.0.mlp.out": torch.ones(16, 32, dtype=torch.bool)}, shape)
     with pytest.raises(MaskError, match="zero"):
-        masked_logits(two_heads, weights, batches["A"], method="mean")
+        masked_logits(two_heads, weights, batches["A"], replacement="mean")
 
 
 def test_a_reference_batch_fixes_the_baseline_of_every_scored_batch(two_heads, eval_batches):
@@ -116,10 +116,10 @@ def test_masked_scores_equal_one_forward_per_mask(two_heads, eval_batches):
     masks = [Mask.from_components([Component(0, "head", h)], spec) for h in range(4)] + [Mask.full(spec)]
     masks.append(masks[0].random_like(7))
     for keep in ("inside", "outside"):
-        for method in ("mean", "zero"):
-            stacked = masked_scores(two_heads, masks, batch, metric=answer_accuracy, keep=keep, method=method)
+        for replacement in ("mean", "zero"):
+            stacked = masked_scores(two_heads, masks, batch, metric=answer_accuracy, keep=keep, replacement=replacement)
             one_by_one = [
-                float(answer_accuracy(masked_logits(two_heads, m, batch, keep=keep, method=method), batch))
+                float(answer_accuracy(masked_logits(two_heads, m, batch, keep=keep, replacement=replacement), batch))
                 for m in masks
             ]
             assert stacked == pytest.approx(one_by_one, abs=0)

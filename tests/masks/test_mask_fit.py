@@ -15,18 +15,18 @@ def precision_recall(found: set, truth: set) -> tuple[float, float]:
     return hit / max(1, len(found)), hit / len(truth)
 
 
-@pytest.mark.parametrize("method", ["continuous_sparsification", "hard_concrete"])
+@pytest.mark.parametrize("algorithm", ["continuous_sparsification", "hard_concrete"])
 @pytest.mark.parametrize("subroutine", ["A", "B"])
-def test_component_mask_recovers_the_known_head(two_heads, batches, method, subroutine):
-    mask = fit_mask(two_heads, batches[subroutine], method=method, steps=100, seed=0)
+def test_component_mask_recovers_the_known_head(two_heads, batches, algorithm, subroutine):
+    mask = fit_mask(two_heads, batches[subroutine], algorithm=algorithm, steps=100, seed=0)
     precision, recall = precision_recall(set(mask.components()), TRUTH[subroutine])
     assert precision >= 0.9 and recall >= 0.9, [str(c) for c in mask.components()]
-    assert mask.meta["method"] == method and mask.granularity == "component"
+    assert mask.meta["algorithm"] == algorithm and mask.granularity == "component"
 
 
-@pytest.mark.parametrize("method", ["continuous_sparsification", "hard_concrete"])
-def test_weight_mask_lands_on_the_known_head(two_heads, batches, method):
-    mask = fit_mask(two_heads, batches["A"], granularity="weight", method=method, steps=150, n_samples=2, seed=0)
+@pytest.mark.parametrize("algorithm", ["continuous_sparsification", "hard_concrete"])
+def test_weight_mask_lands_on_the_known_head(two_heads, batches, algorithm):
+    mask = fit_mask(two_heads, batches["A"], granularity="weight", algorithm=algorithm, steps=150, n_samples=2, seed=0)
     found = set(mask.components())
     precision, recall = precision_recall(found, TRUTH["A"])
     assert precision >= 0.9 and recall >= 0.9, [str(c) for c in found]
@@ -35,7 +35,7 @@ def test_weight_mask_lands_on_the_known_head(two_heads, batches, method):
 
 
 def test_fit_is_deterministic_under_a_seed(two_heads, batches):
-    kwargs = {"method": "hard_concrete", "steps": 20, "sparsity": 0.5}
+    kwargs = {"algorithm": "hard_concrete", "steps": 20, "sparsity": 0.5}
     a = fit_mask(two_heads, batches["A"], seed=3, **kwargs)
     b = fit_mask(two_heads, batches["A"], seed=3, **kwargs)
     assert a.equals(b) and a.meta["final_task_loss"] == b.meta["final_task_loss"]
@@ -56,7 +56,7 @@ def test_a_task_at_chance_warns_that_there_is_nothing_to_localize(batches):
         ({"steps": 0}, "steps must be a positive"),
         ({"sparsity": 1.5}, "sparsity must lie strictly between 0 and 1"),
         ({"sparsity": 0.0}, "sparsity must lie strictly between 0 and 1"),
-        ({"method": "magic"}, "unknown mask method 'magic'"),
+        ({"algorithm": "magic"}, "unknown mask algorithm 'magic'"),
         ({"granularity": "layer"}, "unknown granularity 'layer'"),
     ],
 )

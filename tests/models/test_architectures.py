@@ -81,10 +81,10 @@ def test_fast_path_only_for_llama_layout(arch_model: Model) -> None:
 def test_ablation_sweep_equals_the_loop(arch_model: Model, batch, caplog) -> None:
     comps = components(arch_model)
     with caplog.at_level(logging.WARNING):
-        fast = run_ablation_sweep(arch_model, batch, comps, method="mean", progress=False)
+        fast = run_ablation_sweep(arch_model, batch, comps, replacement="mean", progress=False)
     notices = [r.getMessage() for r in caplog.records if "no fast path" in r.getMessage()]
     assert len(notices) == (0 if has_fast_path(arch_model.spec.architecture) else 1)
-    slow = run_ablation_loop(arch_model, batch, comps, method="mean")
+    slow = run_ablation_loop(arch_model, batch, comps, replacement="mean")
     assert_frames_close(fast, slow)
     assert fast["change"].abs().max() > 1e-4
 
@@ -132,8 +132,8 @@ def test_masks_fit_and_edit_what_ablation_edits(arch_model: Model, batch) -> Non
     full = masked_logits(arch_model, Mask.full(spec), batch)
     torch.testing.assert_close(full, arch_model.logits(tokens), rtol=1e-5, atol=1e-5)
     comps = [Component(0, "head", 1), Component(1, "neuron", 7)]
-    without = masked_logits(arch_model, Mask.from_components(comps, spec), batch, keep="outside", method="zero")
-    with ablate(arch_model, comps, method="zero") as bridge:
+    without = masked_logits(arch_model, Mask.from_components(comps, spec), batch, keep="outside", replacement="zero")
+    with ablate(arch_model, comps, replacement="zero") as bridge:
         torch.testing.assert_close(without, bridge(tokens), rtol=1e-5, atol=1e-5)
     assert (without - full).abs().max() > 1e-5
 

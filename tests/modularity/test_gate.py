@@ -83,7 +83,7 @@ def test_weight_masks_are_gated_too(direct, f_batch):
     shape = dict(Mask.full(direct.spec).shape)
     units = {k: torch.ones(s, dtype=torch.bool) for k, s in weight_shapes(direct).items()}
     everything = Mask("weight", units, shape)
-    full = check_faithfulness(direct, everything, f_batch, method="zero", n_random=2)
+    full = check_faithfulness(direct, everything, f_batch, replacement="zero", n_random=2)
     assert full.ratio == 1.0 and full.reason.startswith("a random circuit of the same size keeps 1.00")
-    empty = check_faithfulness(direct, ~everything, f_batch, method="zero", n_random=2)
+    empty = check_faithfulness(direct, ~everything, f_batch, replacement="zero", n_random=2)
     assert empty.reason == "keeps 0.00 of full accuracy (< 0.8)"

@@ -20,13 +20,13 @@ def steps_of(batch: Batch) -> dict[str, Batch]:
 
 
 @pytest.fixture(scope="module")
-def step_frame(direct, reference):
+def step_result(direct, reference):
     subs = steps_of(composite_batch("F", "G", 256, seed=7))
     return run_modularity(direct, subs, seeds=(0,), steps=100, reference=reference)
 
 
-def test_step_masks_of_one_prompt_find_each_steps_neurons_and_pass_the_gate(step_frame):
-    masks, gates = step_frame.attrs["masks"], step_frame.attrs["faithfulness"]
+def test_step_masks_of_one_prompt_find_each_steps_neurons_and_pass_the_gate(step_result):
+    masks, gates, step_frame = step_result.masks, step_result.faithfulness, step_result.frame
     for step, op in (("step1", "F"), ("step2", "G")):
         assert set(masks[(step, 0)].components()) == {Component(0, "neuron", n) for n in neurons(op)}
         assert gates[(step, 0)].passed and gates[(step, 0)].chance == pytest.approx(1 / 8)
@@ -48,9 +48,10 @@ def test_a_subroutine_the_model_cannot_do_is_rejected_and_reported_as_nan(direct
     f = primitive_batch("F", 128, seed=8)
     wrong = Batch(f.tokens.roll(1, dims=1), f.answer_mask, "wrong")
     with pytest.warns(UserWarning, match="nothing to localize"):
-        frame = run_modularity(direct, {"F": f, "wrong": wrong}, seeds=(0,), steps=30, n_random=2, reference=reference)
+        result = run_modularity(direct, {"F": f, "wrong": wrong}, seeds=(0,), steps=30, n_random=2, reference=reference)
+    frame = result.frame
     value = frame.set_index(["subroutine", "seed", "metric", "evaluated_on"])["value"]
-    assert frame.attrs["faithfulness"][("wrong", 0)].reason.startswith("full model at chance")
+    assert result.faithfulness[("wrong", 0)].reason.startswith("full model at chance")
     assert value[("wrong", 0, "faithful", None)] == 0.0
     for metric in ("subnetwork_score", "ablation_score", "drop", "accuracy_inside", "iou", "iomin_excess"):
         assert math.isnan(value[("wrong", 0, metric, "F")])

@@ -1,4 +1,4 @@
-"""Maskable units of a model: the weight matrices a weight mask covers, and how weights map to heads and neurons."""
+"""The weight matrices a weight mask covers, their layouts, and how a weight mask maps onto heads and neurons."""
 
 from typing import Any
 
