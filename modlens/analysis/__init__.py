@@ -1,23 +1,26 @@
 """Statistical analysis of the study: within-group rank correlations tested by within-run permutation,
 Holm-corrected verdicts for at most three primary metrics, the random-init control, per-level summaries,
-the calibration and power of a design, and the plain-language answer.
+the calibration and power of a design, the plain-language answer, and the per-layer tables averaged for
+figures. ``analyse_study`` computes everything the study's report shows.
 
 The input is the study frame: one row per (unit, metric[, subroutine]) with ``depth``, ``seed``,
 ``label_noise``, ``corpus``, ``step`` (0 = random init), ``pretrain_loss`` (held-out loss of the base
 checkpoint: lower is better pretraining), ``pretrain_accuracy``, ``metric``, ``value`` and ``subroutine``.
 """
 
-from modlens.analysis.answer import QUESTION, Answer, Finding, answer, answer_from, design_power, strength
+from modlens.analysis.answer import QUESTION, Answer, Finding, answer_from, design_power, strength
 from modlens.analysis.calibration import Calibration, Design, calibrate, calibration_table, power, underpowered
 from modlens.analysis.control import random_init_control
 from modlens.analysis.correlation import WITHIN, rank_correlations
+from modlens.analysis.frame import excluded_units, unit_values
+from modlens.analysis.layers import drift_by_layer, mask_density_by_layer
 from modlens.analysis.levels import checkpoint_counts, summarize_levels
 from modlens.analysis.metrics import METRICS_INFO, MetricInfo, metric_info
 from modlens.analysis.permutation import PermutationTest, sign_flip_test, within_run_test
 from modlens.analysis.primary import PRIMARY_METRICS, check_primary, holm, primary_table
 from modlens.analysis.ranks import spearman, within_group_rho
+from modlens.analysis.study import StudyAnalysis, analyse_study, answer
 from modlens.analysis.synthetic import synthetic_study_frame
-from modlens.analysis.units import excluded_units, unit_values
 
 __all__ = [
     "METRICS_INFO",
@@ -30,6 +33,8 @@ __all__ = [
     "Finding",
     "MetricInfo",
     "PermutationTest",
+    "StudyAnalysis",
+    "analyse_study",
     "answer",
     "answer_from",
     "calibrate",
@@ -37,8 +42,10 @@ __all__ = [
     "check_primary",
     "checkpoint_counts",
     "design_power",
+    "drift_by_layer",
     "excluded_units",
     "holm",
+    "mask_density_by_layer",
     "metric_info",
     "power",
     "primary_table",

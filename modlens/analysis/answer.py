@@ -12,9 +12,7 @@ import numpy as np
 import pandas as pd
 
 from modlens.analysis.calibration import MODERATE_RHO, POWER_TARGET, Design, power
-from modlens.analysis.context import context_sentences
-from modlens.analysis.control import random_init_control
-from modlens.analysis.correlation import N_PERM, WITHIN, rank_correlations
+from modlens.analysis.correlation import WITHIN
 from modlens.analysis.metrics import METRICS_INFO, metric_info
 from modlens.analysis.primary import ALPHA, ESTABLISHED, NOT_ASSESSED, PRIMARY_METRICS, primary_table
 
@@ -85,33 +83,6 @@ class Answer:
 def strength(rho: float) -> str:
     """The band of |ρ|: negligible (< 0.1), weak (< 0.3), moderate (< 0.5) or strong (≥ 0.5)."""
     return next(name for bound, name in STRENGTHS if abs(rho) < bound)
-
-
-def answer(
-    frame: pd.DataFrame,
-    *,
-    primary_metrics: Sequence[str] = PRIMARY_METRICS,
-    n_perm: int = N_PERM,
-    ci: float = 0.95,
-    seed: int = 0,
-    power_studies: int = POWER_STUDIES,
-) -> Answer:
-    """The study's answer from the study frame.
-
-    Args:
-        frame: the study frame.
-        primary_metrics: the one to three metrics that get a verdict.
-        n_perm: permutations per test.
-        ci: interval coverage.
-        seed: seed of the permutations and of the power simulation.
-        power_studies: simulated studies for the design's power (0: not computed).
-    """
-    correlations = rank_correlations(frame, n_perm=n_perm, ci=ci, seed=seed)
-    control = random_init_control(frame, n_perm=n_perm, ci=ci, seed=seed)
-    design = design_power(frame, n_studies=power_studies, seed=seed)
-    return answer_from(
-        correlations, control, primary_metrics=primary_metrics, design=design, context=context_sentences(frame)
-    )
 
 
 def design_power(frame: pd.DataFrame, *, n_studies: int = POWER_STUDIES, seed: int = 0) -> tuple[str, float]:

@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 
 from modlens.analysis.correlation import N_PERM
+from modlens.analysis.frame import CONTROL_STEP, group_columns, run_ids, unit_values
 from modlens.analysis.permutation import normal_interval, within_run_test
 from modlens.analysis.primary import ALPHA, MAX_PRIMARY, holm
 from modlens.analysis.ranks import MIN_UNITS, within_group_rho
 from modlens.analysis.synthetic import TRAJECTORY_LOSS
-from modlens.analysis.units import CONTROL_STEP, group_columns, run_ids, unit_values
 from modlens.errors import ConfigError
 
 CALIBRATION_STUDIES = 2000

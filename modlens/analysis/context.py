@@ -5,7 +5,7 @@ checkpoints on a floor effect, and the answer says so instead)."""
 import numpy as np
 import pandas as pd
 
-from modlens.analysis.units import group_columns, unit_values
+from modlens.analysis.frame import group_columns, unit_values
 
 REUSE_FLOOR = 0.5
 """Held-out pair accuracy below which no pretraining level shows behavioural reuse."""

@@ -12,9 +12,7 @@ import numpy as np
 import pandas as pd
 
 from modlens.analysis.correlation import N_PERM, WITHIN, check_test
-from modlens.analysis.metrics import metric_info
-from modlens.analysis.permutation import normal_interval, rng_for, sign_flip_test
-from modlens.analysis.units import (
+from modlens.analysis.frame import (
     CONTROL_STEP,
     excluded_units,
     group_columns,
@@ -22,6 +20,8 @@ from modlens.analysis.units import (
     scope_name,
     unit_values,
 )
+from modlens.analysis.metrics import metric_info
+from modlens.analysis.permutation import normal_interval, rng_for, sign_flip_test
 
 
 def random_init_control(frame: pd.DataFrame, *, n_perm: int = N_PERM, ci: float = 0.95, seed: int = 0) -> pd.DataFrame:

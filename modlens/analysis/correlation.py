@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from modlens.analysis.frame import CONTROL_STEP, excluded_units, group_columns, run_ids, scope_name, unit_values
 from modlens.analysis.metrics import metric_info
 from modlens.analysis.permutation import normal_interval, rng_for, within_run_test
 from modlens.analysis.ranks import MIN_UNITS, spearman
-from modlens.analysis.units import CONTROL_STEP, excluded_units, group_columns, run_ids, scope_name, unit_values
 from modlens.errors import ConfigError
 
 WITHIN = "within groups"  # the scope of a metric's headline row

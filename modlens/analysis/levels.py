@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from modlens.analysis.correlation import check_test
+from modlens.analysis.frame import group_columns, run_level_values, unit_values
 from modlens.analysis.metrics import metric_info
-from modlens.analysis.units import group_columns, run_level_values, unit_values
 
 
 @lru_cache(maxsize=64)

@@ -3,7 +3,8 @@
 import pandas as pd
 import plotly.graph_objects as go
 
-from modlens.plots.style import DIVERGING, TEMPLATE
+from modlens.plots.labels import change_label, short_name
+from modlens.plots.style import TEMPLATE, diverging_scale
 
 _X_TITLE = {"head": "head", "neuron": "neuron", "layer": "layer part"}
 
@@ -17,7 +18,7 @@ def plot_ablation_heatmap(
         df: a frame from ``run_ablation_sweep`` / ``run_attribution_patching``.
         kind: ``"head"`` (layer x head), ``"neuron"`` (layer x neuron) or ``"layer"`` (layer x attn/mlp).
         value: the column to show, usually ``"change"``.
-        title: figure title; a default names the metric and method.
+        title: figure title; a default names the metric and the replacement.
 
     Raises:
         ValueError: the frame has no rows of that kind, or no such column.
@@ -35,26 +36,23 @@ def plot_ablation_heatmap(
     grid = rows.pivot_table(index="layer", columns=columns, values=value, aggfunc="first").sort_index()
     labels = rows.pivot_table(index="layer", columns=columns, values="component", aggfunc="first").reindex_like(grid)
     metric = str(rows["metric"].iloc[0]) if "metric" in rows else "metric"
-    method = str(rows["method"].iloc[0]) if "method" in rows else ""
-    limit = float(grid.abs().max().max()) or 1.0
+    replacement = next((str(rows[c].iloc[0]) for c in ("replacement", "method") if c in rows), "")
+    z = grid.to_numpy(dtype=float)
     fig = go.Figure(
         go.Heatmap(
-            z=grid.to_numpy(dtype=float),
+            z=z,
             x=[str(c) for c in grid.columns],
             y=[int(i) for i in grid.index],
             text=labels.to_numpy(),
-            colorscale=DIVERGING,
-            reversescale=True,
-            zmid=0.0,
-            zmin=-limit,
-            zmax=limit,
-            colorbar={"title": {"text": f"Δ {metric}"}},
+            # signed: centred at 0, red where the metric rose (for a loss: where the component was needed)
+            **diverging_scale(z, reverse=True),
+            colorbar={"title": {"text": change_label(metric), "side": "right"}},
             hovertemplate="%{text}<br>Δ " + metric + " = %{z:.4g}<extra></extra>",
         )
     )
     fig.update_layout(
         template=TEMPLATE,
-        title=title or f"{method} ablation: change in {metric}",
+        title=title or f"{replacement} ablation: change in {short_name(metric)}".strip(),
         xaxis_title=_X_TITLE.get(kind, kind),
         yaxis_title="layer",
         xaxis={"type": "category"},  # head / neuron indices and attn/mlp are labels, not a number line

@@ -5,10 +5,12 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from modlens.errors import ModlensError
-from modlens.plots.style import PALETTE, SEQUENTIAL, TEMPLATE
+from modlens.plots.labels import label, short_name
+from modlens.plots.style import LOWER_SHADE, PALETTE, TEMPLATE, UPPER_SHADE, value_scale
 
 MATRIX_ORDER = ("W_Q", "W_K", "W_V", "W_O", "W_in", "W_gate", "W_out")
-_HALF_SHADE = {"lower": "rgba(0,114,178,0.08)", "upper": "rgba(213,94,0,0.08)"}
+DEPTH_AXIS = "relative depth (0 = first layer, 1 = last; halves split at 0.5)"
+LAYER_AXIS = "layer (dotted line: lower | upper half)"
 
 
 def plot_weight_drift_heatmap(df: pd.DataFrame, *, value: str = "rel_change", title: str | None = None) -> go.Figure:
@@ -23,21 +25,24 @@ def plot_weight_drift_heatmap(df: pd.DataFrame, *, value: str = "rel_change", ti
     rows = df[df["layer"].notna() & df["head"].isna()]
     grid = rows.pivot_table(index="matrix", columns="layer", values=value, aggfunc="mean")
     grid = grid.reindex([m for m in MATRIX_ORDER if m in grid.index] + [m for m in grid.index if m not in MATRIX_ORDER])
+    z = grid.to_numpy()
+    layers = [int(c) for c in grid.columns]
     fig = go.Figure(
         go.Heatmap(
-            z=grid.to_numpy(),
-            x=[int(c) for c in grid.columns],
+            z=z,
+            x=layers,
             y=list(grid.index),
-            colorscale=SEQUENTIAL,
-            colorbar={"title": {"text": value}},
+            **value_scale(z),  # anchored at 0 (centred at 0 if any value is negative)
+            colorbar={"title": {"text": label(value), "side": "right"}},
             hovertemplate="layer %{x}<br>%{y}<br>" + value + " %{z:.4g}<extra></extra>",
         )
     )
+    _mark_layer_halves(fig, max(layers) + 1 if layers else 1, shade=False)
     fig.update_layout(
         template=TEMPLATE,
-        title=title or f"Weight drift ({value}) per layer and matrix",
-        xaxis_title="layer",
-        yaxis_title="matrix",
+        title=title or f"{short_name(value).capitalize()} per layer and matrix",
+        xaxis_title=LAYER_AXIS,
+        yaxis_title="weight matrix",
         xaxis={"dtick": 1},
         yaxis={"autorange": "reversed"},
     )
@@ -61,11 +66,11 @@ def plot_drift_by_depth(
     frame = df.assign(**{model: df.get(model, "model")})
     frame = frame[frame["layer"].notna()]
     fig = go.Figure()
-    for half, (x0, x1) in {"lower": (0.0, 0.5), "upper": (0.5, 1.0)}.items():
+    for half, x0, x1, shade in (("lower", 0.0, 0.5, LOWER_SHADE), ("upper", 0.5, 1.0, UPPER_SHADE)):
         fig.add_vrect(
             x0=x0,
             x1=x1,
-            fillcolor=_HALF_SHADE[half],
+            fillcolor=shade,
             line_width=0,
             layer="below",
             annotation_text=f"{half} half",
@@ -88,9 +93,9 @@ def plot_drift_by_depth(
     fig.add_vline(x=0.5, line_dash="dot", line_color="#888")
     fig.update_layout(
         template=TEMPLATE,
-        title=title or f"Drift by depth ({value})",
-        xaxis_title="relative depth (0 = first layer, 1 = last)",
-        yaxis_title=value,
+        title=title or f"{short_name(value).capitalize()} by relative depth",
+        xaxis_title=DEPTH_AXIS,
+        yaxis_title=label(value),
         xaxis={"range": [-0.03, 1.03]},
     )
     return fig
@@ -110,7 +115,8 @@ def plot_cka_by_layer(
     chosen = measures or tuple(m for m in ("linear_cka", "debiased_cka", "cosine") if m in df)
     _require(df, chosen)
     hooks = list(dict.fromkeys(df["hook"]))
-    fig = make_subplots(rows=1, cols=len(hooks), subplot_titles=hooks, shared_yaxes=True)
+    fig = make_subplots(rows=1, cols=len(hooks), subplot_titles=[label(h) for h in hooks], shared_yaxes=True)
+    n_layers = int(df["layer"].max()) + 1
     for col, hook in enumerate(hooks, start=1):
         part = df[df["hook"] == hook].sort_values("layer")
         for i, measure in enumerate(chosen):
@@ -119,7 +125,7 @@ def plot_cka_by_layer(
                     x=part["layer"],
                     y=part[measure],
                     mode="lines+markers",
-                    name=measure,
+                    name=short_name(measure),
                     legendgroup=measure,
                     showlegend=col == 1,
                     line={"color": PALETTE[i % len(PALETTE)]},
@@ -128,8 +134,9 @@ def plot_cka_by_layer(
                 row=1,
                 col=col,
             )
-        fig.update_xaxes(title_text="layer", row=1, col=col, dtick=1)
-    fig.update_yaxes(title_text="similarity (1 = unchanged)", row=1, col=1)
+        fig.update_xaxes(title_text=LAYER_AXIS, row=1, col=col, dtick=1)
+        _mark_layer_halves(fig, n_layers, row=1, col=col)
+    fig.update_yaxes(title_text="similarity, base vs tuned (1 = unchanged)", row=1, col=1)
     fig.update_layout(template=TEMPLATE, title=title or "Activation similarity, base vs tuned, by layer")
     return fig
 
@@ -153,17 +160,59 @@ def plot_spectral_split(df: pd.DataFrame, *, title: str | None = None) -> go.Fig
         row=1,
         col=1,
     )
-    for i, (column, label) in enumerate((("angle_in", "input subspace"), ("angle_out", "output subspace"))):
+    for i, (column, name) in enumerate((("angle_in", "input subspace"), ("angle_out", "output subspace"))):
         fig.add_trace(
-            go.Scatter(x=layers, y=per_layer[column], mode="lines+markers", name=label, line={"color": PALETTE[2 + i]}),
+            go.Scatter(x=layers, y=per_layer[column], mode="lines+markers", name=name, line={"color": PALETTE[2 + i]}),
             row=2,
             col=1,
         )
-    fig.update_yaxes(title_text="share of ‖ΔW‖²", range=[0, 1], row=1, col=1)
+    fig.update_yaxes(title_text="share of ‖ΔW‖² (fraction)", range=[0, 1], row=1, col=1)
     fig.update_yaxes(title_text="mean principal angle (°)", row=2, col=1)
-    fig.update_xaxes(title_text="layer", dtick=1, row=2, col=1)
+    fig.update_xaxes(title_text=LAYER_AXIS, dtick=1, row=2, col=1)
+    for row in (1, 2):
+        _mark_layer_halves(fig, int(layers.max()) + 1, row=row, col=1, shade=False, annotate=row == 1)
     fig.update_layout(template=TEMPLATE, barmode="stack", title=title or "Spectral split of the weight change")
     return fig
+
+
+def _mark_layer_halves(
+    fig: go.Figure,
+    n_layers: int,
+    *,
+    row: int | None = None,
+    col: int | None = None,
+    shade: bool = True,
+    annotate: bool = True,
+) -> None:
+    """Marks the lower and upper half of the layers on a layer-index axis: a dotted line at depth 0.5 (layer
+    (n − 1) / 2: through the middle layer when the count is odd, which then counts half to each, as in
+    ``modlens.drift.depth_summary``), the halves shaded (not under a heatmap, which would hide it) and named."""
+    middle = (n_layers - 1) / 2
+    where = {"row": row, "col": col} if row is not None else {}
+    if shade:
+        fig.add_vrect(x0=-0.5, x1=middle, fillcolor=LOWER_SHADE, line_width=0, layer="below", **where)
+        fig.add_vrect(x0=middle, x1=n_layers - 0.5, fillcolor=UPPER_SHADE, line_width=0, layer="below", **where)
+    fig.add_vline(x=middle, line_dash="dot", line_color="#555", line_width=1.5, **where)
+    if annotate:
+        for text, anchor in (("lower half ", "right"), (" upper half", "left")):
+            fig.add_annotation(
+                x=middle,
+                y=1,
+                yref="y domain" if row is None else f"{_axis(fig, row, col, 'y')} domain",
+                xref="x" if row is None else _axis(fig, row, col, "x"),
+                text=text,
+                showarrow=False,
+                xanchor=anchor,
+                yanchor="bottom",
+                font={"size": 11, "color": "#555"},
+            )
+
+
+def _axis(fig: go.Figure, row: int, col: int | None, letter: str) -> str:
+    """The axis reference (``x``, ``x2``, ...) of one subplot."""
+    subplot = fig.get_subplot(row, col or 1)
+    anchor = subplot.yaxis.anchor if letter == "x" else subplot.xaxis.anchor
+    return str(anchor)
 
 
 def _require(df: pd.DataFrame, columns: tuple[str, ...]) -> None:

@@ -5,7 +5,8 @@ from collections.abc import Sequence
 import pandas as pd
 import plotly.graph_objects as go
 
-from modlens.plots.style import DIVERGING, TEMPLATE
+from modlens.plots.labels import change_label, label, short_name
+from modlens.plots.style import TEMPLATE, diverging_scale
 
 
 def plot_patching_heatmap(
@@ -45,25 +46,25 @@ def plot_patching_heatmap(
     if per_position and tokens is not None:
         x = [f"{p}: {tokens[int(p)]}" for p in grid.columns]
     metric, direction = str(rows["metric"].iloc[0]), str(directions[0])
-    centre = 0.0 if value == "change" else 0.5
-    spread = float((grid - centre).abs().max().max()) or 1.0
+    z = grid.to_numpy(dtype=float)
     fig = go.Figure(
         go.Heatmap(
-            z=grid.to_numpy(dtype=float),
+            z=z,
             x=x,
             y=[str(i) for i in grid.index],
             text=labels.to_numpy(),
-            colorscale=DIVERGING,
-            zmid=centre,
-            zmin=centre - spread,
-            zmax=centre + spread,
-            colorbar={"title": {"text": metric if value == "patched" else f"Δ {metric}"}},
+            # centred at 0 for both values: 0 is the corrupted run (patched) or no change (change)
+            **diverging_scale(z),
+            colorbar={
+                "title": {"text": label(metric) if value == "patched" else change_label(metric), "side": "right"}
+            },
             hovertemplate="%{text}<br>" + value + " = %{z:.4g}<extra></extra>",
         )
     )
     fig.update_layout(
         template=TEMPLATE,
-        title=f"{direction}: {metric} with one {kind} patched" + (" at one position" if per_position else ""),
+        title=f"{direction}: {short_name(metric)} with one {kind} patched"
+        + (" at one position" if per_position else ""),
         xaxis={"type": "category", "title": {"text": x_title}},
         yaxis={"autorange": "reversed", "type": "category", "title": {"text": y_title, "standoff": 12}},
     )

@@ -10,9 +10,10 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from modlens.analysis.correlation import WITHIN
+from modlens.analysis.frame import CONTROL_STEP, GROUP_COLUMNS
 from modlens.analysis.metrics import METRICS_INFO, metric_info
-from modlens.analysis.units import CONTROL_STEP, GROUP_COLUMNS, scope_name
 from modlens.errors import ModlensError
+from modlens.plots.labels import group_label
 from modlens.plots.style import PALETTE, TEMPLATE
 
 LOSS_AXIS = "held-out pretraining loss (nats/token); better pretraining →"
@@ -92,7 +93,29 @@ def plot_metrics_grid(
         width=340 * cols + 120,
         legend=_BOTTOM_LEGEND | {"y": -0.35 / rows},
     )
+    _legend_in_empty_cells(fig, len(metrics), rows, cols)
     return fig
+
+
+def _legend_in_empty_cells(fig: go.Figure, n_panels: int, rows: int, cols: int) -> None:
+    """A grid whose last row is not full: its empty cells lose their axes and hold the legend instead."""
+    if n_panels == rows * cols:
+        return
+    for index in range(n_panels, rows * cols):
+        row, col = divmod(index, cols)
+        fig.update_xaxes(visible=False, row=row + 1, col=col + 1)
+        fig.update_yaxes(visible=False, row=row + 1, col=col + 1)
+    first = fig.get_subplot(rows, n_panels % cols + 1)
+    fig.update_layout(
+        legend={
+            "orientation": "v",
+            "x": first.xaxis.domain[0],
+            "xanchor": "left",
+            "y": first.yaxis.domain[1],
+            "yanchor": "top",
+            "title": {"text": "pretraining runs"},
+        }
+    )
 
 
 def plot_correlations(
@@ -186,7 +209,7 @@ def _traces(part: pd.DataFrame, *, legend: bool) -> list[go.Scatter]:
     keyed = part.groupby(groups, sort=True) if groups else [((), part)]
     for i, (key, sub) in enumerate(keyed):
         key = key if isinstance(key, tuple) else (key,)
-        name = scope_name(groups, key)
+        name = group_label(groups, key)
         colour = PALETTE[i % len(PALETTE)]
         for is_control, rows in ((False, sub[sub["step"] != CONTROL_STEP]), (True, sub[sub["step"] == CONTROL_STEP])):
             if rows.empty:

@@ -1,4 +1,5 @@
-"""Reading a study store and writing its report: ``report.html`` plus static PNG/PDF figures for papers."""
+"""Reading a study store and writing its report: ``report.html`` plus the static PNG/PDF figures named in
+``STATIC_FIGURES`` for papers."""
 
 import logging
 import os
@@ -13,24 +14,17 @@ import plotly.graph_objects as go
 from modlens.analysis import PRIMARY_METRICS
 from modlens.analysis.answer import Answer
 from modlens.analysis.correlation import N_PERM
+from modlens.analysis.study import analyse_study
 from modlens.errors import ModlensError
-from modlens.plots.drift import plot_drift_by_depth
-from modlens.plots.masks import plot_mask_density
 from modlens.provenance import provenance as current_provenance
 from modlens.report.static import save_figures
-from modlens.report.study_report import (
-    CORRELATION_FIGURE,
-    MAIN_FIGURE,
-    REPORT_FILE,
-    analyse_study,
-    render_study_report,
-    study_figures,
-)
+from modlens.report.study_figures import CORRELATIONS, MAIN, drift_figures, mask_figures, study_figures
+from modlens.report.study_report import REPORT_FILE, render_study_report
 
 log = logging.getLogger(__name__)
 
 FIGURES_DIR = "figures"
-STATIC_FIGURES = {"main": MAIN_FIGURE, "correlations": CORRELATION_FIGURE}  # file stem -> the figure's heading
+STATIC_FIGURES = (MAIN, CORRELATIONS)  # the figures written as PNG and PDF, by name (= file stem)
 STATIC_FORMATS = ("png", "pdf")
 STUDY_KIND = "study"
 
@@ -87,40 +81,6 @@ def load_study(root: "str | os.PathLike[str]") -> StudyData:
     )
 
 
-def drift_figures(drift_layers: pd.DataFrame) -> dict[str, go.Figure]:
-    """Drift by relative depth, one line per depth and pretraining step (mean over seeds and corpora)."""
-    figures: dict[str, go.Figure] = {}
-    needed = {"layer", "depth", "step"}
-    if drift_layers.empty or not needed <= set(drift_layers.columns):
-        return figures
-    for column, heading in (
-        ("weight_rel_change", "Weight drift by depth (relative change ‖ΔW‖/‖W‖)"),
-        ("cka_drift", "Activation drift by depth (1 − linear CKA, residual stream)"),
-    ):
-        if column not in drift_layers:
-            continue
-        per = drift_layers.groupby(["depth", "step", "layer"], as_index=False)[column].mean()
-        per["model"] = [f"{d} layers, step {s}" for d, s in zip(per["depth"], per["step"], strict=True)]
-        figures[heading] = plot_drift_by_depth(per, value=column, title=heading)
-    return figures
-
-
-def mask_figures(mask_layers: pd.DataFrame) -> dict[str, go.Figure]:
-    """Kept fraction of the tuned models' subroutine masks per layer, one figure per depth, bars per
-    pretraining step and unit group (mean over seeds, corpora, subroutines and mask seeds)."""
-    figures: dict[str, go.Figure] = {}
-    needed = {"model", "depth", "step", "layer", "group", "density"}
-    if mask_layers.empty or not needed <= set(mask_layers.columns):
-        return figures
-    tuned = mask_layers[mask_layers["model"] == "tuned"]
-    for depth, part in tuned.groupby("depth"):
-        per = part.groupby(["step", "layer", "group"], as_index=False)["density"].mean()
-        per["mask"] = [f"step {s}" for s in per["step"]]
-        heading = f"Mask density by layer ({depth} layer{'' if depth == 1 else 's'}; tuned models)"
-        figures[heading] = plot_mask_density(per, title=heading)
-    return figures
-
-
 def write_study_report(
     root: "str | os.PathLike[str]",
     *,
@@ -152,7 +112,7 @@ def write_study_report(
     primary = tuple(study.config.get("primary_metrics") or PRIMARY_METRICS)
     n_perm = n_boot if n_boot is not None else n_perm
     analysis = analyse_study(study.metrics, primary_metrics=primary, n_perm=n_perm, seed=seed)
-    own = study_figures(analysis)
+    figures = {**study_figures(analysis), **drift_figures(study.drift_layers), **mask_figures(study.mask_layers)}
     page = render_study_report(
         analysis,
         config=study.config,
@@ -160,9 +120,9 @@ def write_study_report(
             "study": study.provenance,
             "report": current_provenance(n_perm=n_perm, permutation_seed=seed, primary_metrics=list(primary)),
         },
-        extra_figures={**drift_figures(study.drift_layers), **mask_figures(study.mask_layers), **extra_figures},
+        extra_figures=extra_figures,
         title=f"modlens study: {study.root.name}",
-        figures=own,
+        figures=figures,
     )
     target = Path(out).expanduser() if out is not None else study.root / REPORT_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -173,8 +133,8 @@ def write_study_report(
     skipped = None
     if static:
         items = [
-            (own[heading], target.parent / FIGURES_DIR / f"{stem}.{fmt}")
-            for stem, heading in STATIC_FIGURES.items()
+            (figures[name].figure, target.parent / FIGURES_DIR / f"{name}.{fmt}")
+            for name in STATIC_FIGURES
             for fmt in STATIC_FORMATS
         ]
         try:

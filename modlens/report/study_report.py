@@ -1,149 +1,36 @@
-"""The study's report: one self-contained HTML page that opens with the question, the primary metrics'
-verdicts and the main figure, then the descriptive metrics, tables, config and provenance (plotly.js
-embedded once)."""
+"""The study's report: one self-contained HTML page for a paper reader. It opens with the answer's table and
+the main figure; the answer in words, the other figures (each captioned from its data), the tables, config and
+provenance follow (plotly.js embedded once). Rendering only: the numbers come from ``modlens.analysis``."""
 
 import html
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from modlens.analysis import (
-    PRIMARY_METRICS,
-    QUESTION,
-    Answer,
-    answer_from,
-    checkpoint_counts,
-    design_power,
-    random_init_control,
-    rank_correlations,
-    summarize_levels,
-)
+from modlens.analysis import PRIMARY_METRICS, QUESTION
 from modlens.analysis.answer import POWER_STUDIES
-from modlens.analysis.context import context_sentences
 from modlens.analysis.correlation import N_PERM
-from modlens.analysis.metrics import METRICS_INFO, metric_info
-from modlens.analysis.units import GROUP_COLUMNS
-from modlens.errors import ModlensError
-from modlens.plots.study import plot_correlations, plot_metrics_grid
+from modlens.analysis.frame import GROUP_COLUMNS
+from modlens.analysis.metrics import metric_info
+from modlens.analysis.primary import ALPHA
+from modlens.analysis.study import StudyAnalysis, analyse_study
+from modlens.report.study_figures import CORRELATIONS, MAIN, ReportFigure, main_metrics, study_figures
 
 REPORT_FILE = "report.html"
-MAIN_FIGURE = "Main figure: modularity against pretraining quality"
-CORRELATION_FIGURE = "Within-group rank correlations with pretraining loss"
-OTHER_FIGURE = "Other metrics against pretraining quality"
-MAX_PANELS = 9
-# Headline metrics for the main figure after the primary ones (README figure), at most nine panels in all.
-MAIN_METRICS = (
-    "heldout_composite_accuracy",
-    "reuse_specificity",
-    "weight_drift_upper_share",
-    "primitive_retention",
-    "structural_compositionality",
-    "subnetwork_score",
-    "mask_iou_excess",
-    "inheritance_precision_excess",
-    "cka_drift_upper_share",
-    "disentanglement_error",
-)
 _STYLE = (
     "body{font-family:Helvetica,Arial,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222}"
-    "table{border-collapse:collapse;font-size:12px;margin:1em 0}th,td{border:1px solid #ccc;padding:3px 6px;"
+    "table{border-collapse:collapse;font-size:12px;margin:.5em 0 1em}th,td{border:1px solid #ccc;padding:3px 6px;"
     "text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}"
-    ".summary{font-size:1.1em;border-left:4px solid #0072B2;padding-left:.8em}pre{background:#f7f7f7;"
-    "padding:1em;overflow:auto;font-size:12px}section{margin-bottom:2.5em}li{margin-bottom:.5em}"
+    ".question{font-size:1.15em;margin:.3em 0 1.2em}.caption{font-size:.92em;color:#333;max-width:60em}"
+    ".summary{border-left:4px solid #0072B2;padding-left:.8em}pre{background:#f7f7f7;"
+    "padding:1em;overflow:auto;font-size:12px}section{margin-bottom:2.2em}li{margin-bottom:.5em}"
+    "h2{font-size:1.25em;margin-bottom:.3em}summary{cursor:pointer;font-weight:bold}"
 )
-
-
-@dataclass(frozen=True)
-class StudyAnalysis:
-    """Everything the report shows, computed once from the study frame.
-
-    Attributes:
-        summary: per-level means over runs (``summarize_levels``).
-        correlations: within-group rank correlations (``rank_correlations``).
-        control: the random-init control (``random_init_control``).
-        answer: the answer, led by the primary metrics.
-        counts: fine-tunes reaching their target and masks rejected, per level (``checkpoint_counts``).
-        n_perm: permutations per test.
-        seed: seed of the permutations.
-    """
-
-    summary: pd.DataFrame
-    correlations: pd.DataFrame
-    control: pd.DataFrame
-    answer: Answer
-    counts: pd.DataFrame
-    n_perm: int = N_PERM
-    seed: int = 0
-
-
-def analyse_study(
-    frame: pd.DataFrame,
-    *,
-    primary_metrics: Sequence[str] = PRIMARY_METRICS,
-    n_perm: int = N_PERM,
-    ci: float = 0.95,
-    seed: int = 0,
-    power_studies: int = POWER_STUDIES,
-    n_boot: int | None = None,
-) -> StudyAnalysis:
-    """Per-level summary, within-group correlations, random-init control, the design's power and the answer.
-
-    Args:
-        frame: the study frame.
-        primary_metrics: the one to three metrics that get a verdict.
-        n_perm: permutations per test.
-        ci: interval coverage.
-        seed: seed of the permutations and of the power simulation.
-        power_studies: simulated studies for the design's power (0: not computed).
-        n_boot: former name of ``n_perm`` (there is no bootstrap any more), used when given.
-    """
-    if frame.empty:
-        raise ModlensError("the study frame is empty: no fine-tuned checkpoint has been measured yet")
-    n_perm = n_boot if n_boot is not None else n_perm
-    correlations = rank_correlations(frame, n_perm=n_perm, ci=ci, seed=seed)
-    control = random_init_control(frame, n_perm=n_perm, ci=ci, seed=seed)
-    design = design_power(frame, n_studies=power_studies, seed=seed)
-    return StudyAnalysis(
-        summary=summarize_levels(frame, ci=ci),
-        correlations=correlations,
-        control=control,
-        answer=answer_from(
-            correlations, control, primary_metrics=primary_metrics, design=design, context=context_sentences(frame)
-        ),
-        counts=checkpoint_counts(frame),
-        n_perm=n_perm,
-        seed=seed,
-    )
-
-
-def main_metrics(summary: pd.DataFrame, primary: Sequence[str] = ()) -> list[str]:
-    """The main figure's panels: the primary metrics present, then headline metrics, at most nine;
-    every metric present when none of those is."""
-    present = set(summary["metric"])
-    chosen = list(dict.fromkeys(m for m in (*primary, *MAIN_METRICS) if m in present))[:MAX_PANELS]
-    return chosen or [m for m in METRICS_INFO if m in present] + sorted(present - set(METRICS_INFO))
-
-
-def study_figures(analysis: StudyAnalysis) -> dict[str, go.Figure]:
-    """The report's own figures by heading (``MAIN_FIGURE``, ``CORRELATION_FIGURE``, ``OTHER_FIGURE``)."""
-    main = main_metrics(analysis.summary, list(analysis.answer.primary["metric"]))
-    figures = {
-        MAIN_FIGURE: plot_metrics_grid(analysis.summary, metrics=main),
-        CORRELATION_FIGURE: plot_correlations(analysis.correlations),
-    }
-    rest = [m for m in dict.fromkeys(analysis.summary["metric"]) if m not in main]
-    if rest:
-        ordered = [m for m in METRICS_INFO if m in rest] + sorted(set(rest) - set(METRICS_INFO))
-        figures[OTHER_FIGURE] = plot_metrics_grid(
-            analysis.summary, metrics=ordered, title="Other metrics against pretraining quality (95% t interval)"
-        )
-    return figures
 
 
 def build_study_report(
@@ -182,26 +69,44 @@ def render_study_report(
     provenance: Mapping[str, Any],
     extra_figures: Mapping[str, go.Figure] = {},
     title: str = "modlens study",
-    figures: Mapping[str, go.Figure] | None = None,
+    figures: Mapping[str, ReportFigure] | None = None,
 ) -> str:
-    """The HTML of the report from an already computed ``StudyAnalysis`` (see ``build_study_report``)."""
+    """The HTML of the report from an already computed ``StudyAnalysis`` (see ``build_study_report``).
+
+    Args:
+        analysis: the numbers.
+        config, provenance: shown verbatim at the end.
+        extra_figures: further figures by heading, after the report's own.
+        title: page title.
+        figures: the report's figures by name (default: ``study_figures(analysis)``); ``main`` and
+            ``correlations`` lead, the others follow in order.
+    """
     own = dict(figures) if figures is not None else study_figures(analysis)
-    divs = dict(zip([*own, *extra_figures], _figure_divs({**own, **extra_figures}), strict=True))
+    extra = [ReportFigure(_slug(heading, i), heading, fig) for i, (heading, fig) in enumerate(extra_figures.items())]
+    ordered = [own[n] for n in (MAIN, CORRELATIONS) if n in own]
+    ordered += [f for n, f in own.items() if n not in (MAIN, CORRELATIONS)] + extra
+    numbers = {f.name: i for i, f in enumerate(ordered, start=1)}
+    divs = _figure_divs(ordered)
     found = analysis.answer
-    main = [MAIN_FIGURE] if MAIN_FIGURE in own else []
+    shown = main_metrics(analysis.summary, list(found.primary["metric"]))
+    figure = {f.name: _figure_section(f, numbers[f.name], divs[f.name]) for f in ordered}
     sections = [
-        f"<section id='question'><h2>Question</h2><p>{_e(QUESTION)}</p></section>",
+        f"<p class='question'><b>Question.</b> {_e(QUESTION)}</p>",
         "<section id='answer'><h2>Answer: the primary metrics</h2>"
-        + "".join(f"<p class='summary'>{_e(s)}</p>" for s in found.summary)
+        f"<p class='caption'><b>Table 1.</b> {_e(primary_caption(analysis))}</p>"
         + _table(primary_display(found.primary))
-        + f"<p><small>{_e(method_note(analysis))}</small></p></section>",
-        *(_figure_section(h, divs[h]) for h in main),
+        + "</section>",
+        *(figure[n] for n in (MAIN,) if n in figure),
+        "<section id='summary'><h2>The answer in words</h2>"
+        + "".join(f"<p class='summary'>{_e(s)}</p>" for s in found.summary)
+        + f"<p class='caption'>{_e(method_note(analysis))}</p></section>",
+        *(figure[f.name] for f in ordered if f.name != MAIN),
         *_counts_section(analysis.counts),
         "<section id='descriptive'><h2>Descriptive metrics</h2><p>Estimates and intervals only: no verdict, "
-        "and no count of metrics by direction.</p><ul>"
+        "and no count of metrics by direction.</p><details><summary>"
+        f"{len(found.findings)} findings, one sentence each</summary><ul>"
         + "".join(f"<li>{_e(f.sentence)}</li>" for f in found.findings)
-        + "</ul></section>",
-        *(_figure_section(h, divs[h]) for h in own if h == CORRELATION_FIGURE),
+        + "</ul></details></section>",
         "<section id='correlations'><h2>Within-group rank correlations (and per group)</h2>"
         + _table(_correlation_table(analysis.correlations))
         + "</section>",
@@ -210,18 +115,35 @@ def render_study_report(
         + "</section>",
         "<section id='checkpoints'><h2>Per-checkpoint table</h2><p>Mean over pretraining runs [95% t interval "
         "over runs]; pretraining quality measured on held-out primitives of the base checkpoint.</p>"
-        + _table(checkpoint_table(analysis.summary, main_metrics(analysis.summary, list(found.primary["metric"]))))
+        + _table(checkpoint_table(analysis.summary, shown))
         + "<details><summary>All metrics</summary>"
         + _table(checkpoint_table(analysis.summary, list(dict.fromkeys(analysis.summary["metric"]))))
         + "</details></section>",
-        *(_figure_section(h, divs[h]) for h in divs if h not in (MAIN_FIGURE, CORRELATION_FIGURE)),
-        "<section id='config'><h2>Configuration</h2><pre>" + _e(_json(config)) + "</pre></section>",
-        "<section id='provenance'><h2>Provenance</h2><pre>" + _e(_json(provenance)) + "</pre></section>",
+        "<section id='config'><details><summary>Configuration</summary><pre>"
+        + _e(_json(config))
+        + "</pre></details></section>",
+        "<section id='provenance'><details><summary>Provenance</summary><pre>"
+        + _e(_json(provenance))
+        + "</pre></details></section>",
     ]
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
         f"<title>{_e(title)}</title><style>{_STYLE}</style></head>"
         f"<body><h1>{_e(title)}</h1>{''.join(sections)}</body></html>"
+    )
+
+
+def primary_caption(analysis: StudyAnalysis) -> str:
+    """Table 1's caption: what ρ, p and the verdict are, with the numbers of this study."""
+    primary = analysis.answer.primary
+    n = len(primary)
+    ci = float(primary["ci"].dropna().iloc[0]) if primary["ci"].notna().any() else 0.95
+    return (
+        f"The {n} declared primary metric{'s' if n != 1 else ''}. ρ: Spearman rank correlation of held-out "
+        "pretraining loss with the metric within each group of runs (below 0: the metric rises as pretraining "
+        f"improves), with its {ci:.0%} interval; p: within-run permutation test ({analysis.n_perm} permutations), "
+        f"Holm-adjusted over the {n}; a verdict needs an adjusted p below {ALPHA:g}. Units: fine-tuned pretrained "
+        "checkpoints (runs: pretraining trajectories)."
     )
 
 
@@ -338,20 +260,21 @@ def _control_table(control: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _figure_divs(figures: Mapping[str, go.Figure]) -> list[str]:
-    """Each figure's div; plotly.js is inlined in the first only."""
-    divs, used = [], set()
-    for i, (heading, fig) in enumerate(figures.items()):
-        slug = "fig-" + (re.sub(r"[^a-z0-9]+", "-", heading.lower()).strip("-") or str(i))
-        while slug in used:
-            slug += "-x"
-        used.add(slug)
-        divs.append(fig.to_html(full_html=False, include_plotlyjs=i == 0, div_id=slug))
-    return divs
+def _figure_divs(figures: Sequence[ReportFigure]) -> dict[str, str]:
+    """Each figure's div by name (id ``fig-<name>``); plotly.js is inlined in the first only."""
+    return {
+        f.name: f.figure.to_html(full_html=False, include_plotlyjs=i == 0, div_id=f"fig-{f.name}")
+        for i, f in enumerate(figures)
+    }
 
 
-def _figure_section(heading: str, div: str) -> str:
-    return f"<section><h2>{_e(heading)}</h2>{div}</section>"
+def _figure_section(figure: ReportFigure, number: int, div: str) -> str:
+    caption = f"<p class='caption'><b>Figure {number}.</b> {_e(figure.caption)}</p>" if figure.caption else ""
+    return f"<section id='figure-{figure.name}'><h2>Figure {number}. {_e(figure.heading)}</h2>{div}{caption}</section>"
+
+
+def _slug(heading: str, index: int) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", heading.lower()).strip("-") or f"figure-{index}"
 
 
 def _table(df: pd.DataFrame) -> str:

@@ -12,7 +12,7 @@ from modlens.plots.ablation import plot_ablation_heatmap
 @pytest.fixture
 def frame() -> pd.DataFrame:
     comps = parse_components(["L0H0", "L0H1", "L1H0", "L1H1", "L0.mlp", "L1.attn", "L1N4"])
-    return sweep_frame(comps, 1.0, [1.5, 0.9, 2.0, 1.0, 3.0, 1.2, 1.1], method="mean", metric="loss")
+    return sweep_frame(comps, 1.0, [1.5, 0.9, 2.0, 1.0, 3.0, 1.2, 1.1], replacement="mean", metric="loss")
 
 
 def test_head_heatmap(frame: pd.DataFrame) -> None:
@@ -26,6 +26,8 @@ def test_head_heatmap(frame: pd.DataFrame) -> None:
     assert fig.layout.xaxis.type == "category"  # integer head labels, no half-head ticks
     assert fig.layout.xaxis.title.text == "head" and fig.layout.yaxis.title.text == "layer"
     assert "mean ablation" in fig.layout.title.text and heat.zmid == 0.0
+    assert heat.zmin == -heat.zmax == pytest.approx(-1.0)  # symmetric around 0: the largest |change|
+    assert heat.colorbar.title.text == "change in loss on the answer tokens (nats/token)"
 
 
 def test_layer_and_neuron_heatmaps(frame: pd.DataFrame) -> None:

@@ -6,7 +6,13 @@ import plotly.graph_objects as go
 import pytest
 
 from modlens.errors import ModlensError
-from modlens.plots.drift import plot_cka_by_layer, plot_drift_by_depth, plot_spectral_split, plot_weight_drift_heatmap
+from modlens.plots.drift import (
+    LAYER_AXIS,
+    plot_cka_by_layer,
+    plot_drift_by_depth,
+    plot_spectral_split,
+    plot_weight_drift_heatmap,
+)
 from modlens.plots.style import TEMPLATE
 
 
@@ -52,8 +58,19 @@ def test_heatmap(weights):
     assert list(heat.y) == ["W_Q", "W_in", "W_out"]  # fixed matrix order; per-head and embedding rows left out
     assert list(heat.x) == [0, 1, 2, 3]
     np.testing.assert_allclose(np.asarray(heat.z)[:, 3], 0.3)
-    assert fig.layout.xaxis.title.text == "layer" and fig.layout.xaxis.dtick == 1
+    assert fig.layout.xaxis.title.text == LAYER_AXIS and fig.layout.xaxis.dtick == 1
     assert fig.layout.template == TEMPLATE
+    assert heat.zmin == 0 and heat.zmax == pytest.approx(0.3)  # non-negative drift: the scale starts at 0
+    assert heat.colorbar.title.text == "relative weight change ‖ΔW‖/‖W‖ (unitless)"
+    (split,) = [s for s in fig.layout.shapes if s.type == "line"]
+    assert split.x0 == split.x1 == 1.5  # between the lower (layers 0-1) and upper (2-3) half
+    assert {a.text.strip() for a in fig.layout.annotations} == {"lower half", "upper half"}
+
+
+def test_signed_heatmap_is_centred_at_zero(weights):
+    signed = weights.assign(rel_change=weights["rel_change"] - 0.2)
+    heat = plot_weight_drift_heatmap(signed).data[0]
+    assert heat.zmid == 0 and heat.zmin == -heat.zmax
 
 
 def test_drift_by_depth_overlays_models_and_marks_halves():
@@ -69,15 +86,19 @@ def test_drift_by_depth_overlays_models_and_marks_halves():
     np.testing.assert_allclose(fig.data[1].x, [0, 0.25, 0.5, 0.75, 1])
     shaded = [s for s in fig.layout.shapes if s.type == "rect"]
     assert sorted((s.x0, s.x1) for s in shaded) == [(0.0, 0.5), (0.5, 1.0)]
-    assert "depth" in fig.layout.xaxis.title.text
+    assert "depth" in fig.layout.xaxis.title.text and "halves split at 0.5" in fig.layout.xaxis.title.text
+    assert fig.layout.yaxis.title.text == "drift (unitless)"
     assert fig.layout.title.text == "t"
 
 
 def test_cka_by_layer_has_one_panel_per_hook(activations):
     fig = plot_cka_by_layer(activations)
     assert len(fig.data) == 3 * 3
-    assert {a.text for a in fig.layout.annotations} == {"resid_post", "attn_out", "mlp_out"}
+    titles = {a.text for a in fig.layout.annotations if a.yref == "paper"}
+    assert titles == {"residual stream after the layer", "attention output", "MLP output"}
     assert sum(t.showlegend for t in fig.data) == 3
+    assert [t.name for t in fig.data[:3]] == ["linear CKA", "debiased CKA", "cosine"]
+    assert len([s for s in fig.layout.shapes if s.type == "line"]) == 3  # the halves split in every panel
     assert fig.layout.yaxis.title.text.startswith("similarity")
 
 

@@ -18,6 +18,8 @@ def test_heads_over_layers() -> None:
     fig = plot_patching_heatmap(frame([None]), kind="head")
     heat = fig.data[0]
     assert heat.z.shape == (2, 3) and list(heat.y) == ["0", "1"] and heat.z[1, 2] == pytest.approx(0.5)
+    assert heat.zmid == 0 and heat.zmax == pytest.approx(0.5) and heat.zmin == pytest.approx(-0.5)  # 0 = corrupted
+    assert heat.colorbar.title.text == "normalised logit difference (0 = corrupted, 1 = clean)"
 
 
 def test_positions_labelled_with_tokens() -> None:

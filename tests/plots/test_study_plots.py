@@ -65,6 +65,20 @@ def test_grid(summary):
     assert sum(bool(t.showlegend) for t in fig.data) == 3  # two groups + the control, once
 
 
+def test_grid_with_an_empty_cell_puts_the_legend_there(summary):
+    fig = plot_metrics_grid(summary, cols=2)  # three panels on a 2 x 2 grid
+    assert fig.layout.xaxis4.visible is False and fig.layout.yaxis4.visible is False
+    assert fig.layout.legend.x == pytest.approx(fig.layout.xaxis4.domain[0])
+    assert fig.layout.legend.y == pytest.approx(fig.layout.yaxis4.domain[1])
+    full = plot_metrics_grid(summary, metrics=["mask_iou_excess", "novel_metric"], cols=2)
+    assert full.layout.legend.orientation == "h"  # no empty cell: the legend stays below
+
+
+def test_group_names_in_words(summary):
+    names = [t.name for t in plot_metric_vs_quality(summary, metric="mask_iou_excess").data if t.name != CONTROL_NAME]
+    assert names == ["2 layers, corpus primitives, label noise 0", "3 layers, corpus primitives, label noise 0"]
+
+
 def test_grid_subset_and_errors(summary):
     assert len(plot_metrics_grid(summary, metrics=["mask_iou_excess"]).data) == 4
     with pytest.raises(ModlensError, match="nope"):

@@ -53,13 +53,17 @@ def test_page_holds_the_answer(frame, page):
     assert "How much does pretraining quality affect the modularity of fine-tuned models?" in page
 
 
-def test_page_opens_with_question_primary_table_and_main_figure(page):
+def test_page_opens_with_the_answer_table_and_the_main_figure(page):
     order = [
-        "<h2>Question</h2>",
+        "<b>Question.</b>",
         "<h2>Answer: the primary metrics</h2>",
-        "Of the 3 primary metrics",
+        "<b>Table 1.</b>",
         "<th>Holm-adjusted p</th>",
-        "<h2>Main figure: modularity against pretraining quality</h2>",
+        "<h2>Figure 1. Modularity against pretraining quality</h2>",
+        "<b>Figure 1.</b> Each panel is one metric",
+        "<h2>The answer in words</h2>",
+        "Of the 3 primary metrics",
+        "<h2>Figure 2. Within-group rank correlations with pretraining loss</h2>",
         "<h2>Fine-tunes and masks counted</h2>",
         "<h2>Descriptive metrics</h2>",
         "mask_iou_excess: within-group Spearman",
@@ -69,16 +73,21 @@ def test_page_opens_with_question_primary_table_and_main_figure(page):
     assert "<td>established: more modular</td>" in page  # held-out accuracy rises with better pretraining
     assert "<td>not assessed</td>" in page and "not measured in this study" in page  # weight drift
     assert "point to more modular" not in page and "disagree in direction" not in page
+    first_figure = page.index('class="plotly-graph-div"')
+    assert page[:first_figure].count("<p class='summary'>") == 0  # no generated paragraph before the first figure
 
 
 def test_main_figure_leads_with_primary_metrics(frame):
-    from modlens.report import analyse_study
-    from modlens.report.study_report import MAIN_FIGURE, study_figures
+    from modlens.analysis import analyse_study
+    from modlens.report import study_figures
 
     analysis = analyse_study(frame, primary_metrics=("reuse_specificity", "mask_iou_excess"), power_studies=0)
-    fig = study_figures(analysis)[MAIN_FIGURE]
+    figures = study_figures(analysis)
+    assert list(figures) == ["main", "correlations", "other_metrics"]  # chosen by name
+    fig = figures["main"].figure
     titles = [a.text for a in fig.layout.annotations]
     assert titles[:3] == ["reuse_specificity", "mask_iou_excess", "heldout_composite_accuracy"]
+    assert "The first 2 panels are the primary metrics (reuse_specificity, mask_iou_excess)" in figures["main"].caption
 
 
 def test_counts_table(page):
@@ -89,13 +98,8 @@ def test_counts_table(page):
 def test_plotly_embedded_once_and_every_figure_present(page):
     assert page.count("* plotly.js v") == 1
     ids = re.findall(r'<div id="(fig-[^"]+)" class="plotly-graph-div"', page)
-    assert ids == [
-        "fig-main-figure-modularity-against-pretraining-quality",
-        "fig-within-group-rank-correlations-with-pretraining-loss",
-        "fig-other-metrics-against-pretraining-quality",
-        "fig-drift-by-depth",
-    ]
-    assert "<h2>Drift &lt;by&gt; depth</h2>" in page  # headings are escaped
+    assert ids == ["fig-main", "fig-correlations", "fig-other_metrics", "fig-drift-by-depth"]
+    assert "<h2>Figure 4. Drift &lt;by&gt; depth</h2>" in page  # headings are escaped
 
 
 def test_tables_config_and_provenance(page):
@@ -145,6 +149,7 @@ def test_write_from_store_without_chromium(frame, tmp_path, monkeypatch):
     text = files.html.read_text(encoding="utf-8")
     assert text.count("* plotly.js v") == 1
     assert "Weight drift by depth" in text and "Activation drift by depth" in text
+    assert 'id="fig-weight_drift"' in text and "lower (relative depth below 0.5)" in text  # the halves explained
     for depth in (2, 3):
         assert f"Mask density by layer ({depth} layers; tuned models)" in text
     assert json.dumps("test") in text  # the store's config
@@ -153,7 +158,7 @@ def test_write_from_store_without_chromium(frame, tmp_path, monkeypatch):
 
 
 def test_mask_figures_average_over_seeds_per_step():
-    from modlens.report.study_files import mask_figures
+    from modlens.report import mask_figures
 
     rows = [
         {"model": m, "depth": 2, "seed": seed, "step": step, "layer": layer, "group": "heads", "density": d}
@@ -163,7 +168,8 @@ def test_mask_figures_average_over_seeds_per_step():
         for layer in (0, 1)
     ]
     figures = mask_figures(pd.DataFrame(rows))
-    (fig,) = figures.values()
+    assert list(figures) == ["mask_density_2_layers"]
+    fig = figures["mask_density_2_layers"].figure
     assert [t.name for t in fig.data] == ["step 0 heads", "step 100 heads"]
     assert all(list(t.y) == pytest.approx([0.3, 0.3]) for t in fig.data)  # tuned only, mean of 0.2 and 0.4
     assert mask_figures(pd.DataFrame()) == {}

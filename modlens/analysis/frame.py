@@ -1,4 +1,4 @@
-"""Reducing the study frame to one value per unit and metric, and naming runs, groups and levels.
+"""The study frame: reducing it to one value per unit and metric, and naming runs, groups and levels.
 
 A *pretraining run* is one (group, seed): one trajectory, whose checkpoints are its ``step`` values (step 0 is
 random initialisation, the control). A *group* is (depth, corpus, label noise, whichever are present); a

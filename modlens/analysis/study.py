@@ -1,0 +1,96 @@
+"""Everything the study's report shows, computed once from the study frame: per-level summaries, within-group
+correlations, the random-init control, the design's power, the answer and the per-level counts."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from modlens.analysis.answer import POWER_STUDIES, Answer, answer_from, design_power
+from modlens.analysis.context import context_sentences
+from modlens.analysis.control import random_init_control
+from modlens.analysis.correlation import N_PERM, rank_correlations
+from modlens.analysis.levels import checkpoint_counts, summarize_levels
+from modlens.analysis.primary import PRIMARY_METRICS
+from modlens.errors import ModlensError
+
+
+@dataclass(frozen=True)
+class StudyAnalysis:
+    """Everything the report shows, computed once from the study frame.
+
+    Attributes:
+        summary: per-level means over runs (``summarize_levels``).
+        correlations: within-group rank correlations (``rank_correlations``).
+        control: the random-init control (``random_init_control``).
+        answer: the answer, led by the primary metrics.
+        counts: fine-tunes reaching their target and masks rejected, per level (``checkpoint_counts``).
+        n_perm: permutations per test.
+        seed: seed of the permutations.
+    """
+
+    summary: pd.DataFrame
+    correlations: pd.DataFrame
+    control: pd.DataFrame
+    answer: Answer
+    counts: pd.DataFrame
+    n_perm: int = N_PERM
+    seed: int = 0
+
+
+def analyse_study(
+    frame: pd.DataFrame,
+    *,
+    primary_metrics: Sequence[str] = PRIMARY_METRICS,
+    n_perm: int = N_PERM,
+    ci: float = 0.95,
+    seed: int = 0,
+    power_studies: int = POWER_STUDIES,
+    n_boot: int | None = None,
+) -> StudyAnalysis:
+    """Per-level summary, within-group correlations, random-init control, the design's power and the answer.
+
+    Args:
+        frame: the study frame.
+        primary_metrics: the one to three metrics that get a verdict.
+        n_perm: permutations per test.
+        ci: interval coverage.
+        seed: seed of the permutations and of the power simulation.
+        power_studies: simulated studies for the design's power (0: not computed).
+        n_boot: former name of ``n_perm`` (there is no bootstrap any more), used when given.
+
+    Raises:
+        ModlensError: the frame is empty (no fine-tuned checkpoint measured yet).
+    """
+    if frame.empty:
+        raise ModlensError("the study frame is empty: no fine-tuned checkpoint has been measured yet")
+    n_perm = n_boot if n_boot is not None else n_perm
+    correlations = rank_correlations(frame, n_perm=n_perm, ci=ci, seed=seed)
+    control = random_init_control(frame, n_perm=n_perm, ci=ci, seed=seed)
+    design = design_power(frame, n_studies=power_studies, seed=seed)
+    return StudyAnalysis(
+        summary=summarize_levels(frame, ci=ci),
+        correlations=correlations,
+        control=control,
+        answer=answer_from(
+            correlations, control, primary_metrics=primary_metrics, design=design, context=context_sentences(frame)
+        ),
+        counts=checkpoint_counts(frame),
+        n_perm=n_perm,
+        seed=seed,
+    )
+
+
+def answer(
+    frame: pd.DataFrame,
+    *,
+    primary_metrics: Sequence[str] = PRIMARY_METRICS,
+    n_perm: int = N_PERM,
+    ci: float = 0.95,
+    seed: int = 0,
+    power_studies: int = POWER_STUDIES,
+) -> Answer:
+    """The study's answer from the study frame (``analyse_study(...).answer``; arguments as there)."""
+    return analyse_study(
+        frame, primary_metrics=primary_metrics, n_perm=n_perm, ci=ci, seed=seed, power_studies=power_studies
+    ).answer
