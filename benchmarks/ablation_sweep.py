@@ -89,20 +89,20 @@ def gpu_peak_memory_mb(
         torch.cuda.synchronize()
         before = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
-        run_method(name, model, batch, comps, args.method)
+        run_method(name, model, batch, comps, args.replacement)
         peaks[f"{name}_peak_mb"] = (torch.cuda.max_memory_allocated() - before) / 2**20
     return peaks
 
 
-def run_method(name: str, model: Model, batch: Batch, comps: list[Component], method: str) -> Any:
+def run_method(name: str, model: Model, batch: Batch, comps: list[Component], replacement: str) -> Any:
     if name == "loop":
-        return run_ablation_loop(model, batch, comps, method=method, metric=loss)  # type: ignore[arg-type]
-    return run_ablation_sweep(model, batch, comps, method=method, metric=loss, progress=False)  # type: ignore[arg-type]
+        return run_ablation_loop(model, batch, comps, replacement=replacement, metric=loss)  # type: ignore[arg-type]
+    return run_ablation_sweep(model, batch, comps, replacement=replacement, metric=loss, progress=False)  # type: ignore[arg-type]
 
 
 def peak_memory_mb(case: str, name: str, args: argparse.Namespace) -> float:
     """Peak resident memory a method adds, measured in a fresh process (so runs do not share a high-water mark)."""
-    cmd = [sys.executable, __file__, "--memory-child", case, name, "--method", args.method, "--threads",
+    cmd = [sys.executable, __file__, "--memory-child", case, name, "--replacement", args.replacement, "--threads",
            str(args.threads), "--gpt2-heads-per-layer", str(args.gpt2_heads_per_layer),
            *([] if args.gpt2_mlps else ["--no-gpt2-mlps"]),
            "--small-examples", str(args.small_examples), "--small-depth", str(args.small_depth)]  # fmt: skip
@@ -118,7 +118,7 @@ def _rss_mb() -> float:
 def memory_child(case: str, name: str, args: argparse.Namespace) -> None:
     """Prints the peak resident memory one run adds over the memory held before it (sampled every 2 ms)."""
     model, batch, comps, _ = on_device(case, args)
-    run_method(name, model, batch, comps[:1], args.method)  # warm-up: bridge booted, code paths touched
+    run_method(name, model, batch, comps[:1], args.replacement)  # warm-up: bridge booted, code paths touched
     gc.collect()
     before = _rss_mb()
     peak = before
@@ -132,7 +132,7 @@ def memory_child(case: str, name: str, args: argparse.Namespace) -> None:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    run_method(name, model, batch, comps, args.method)
+    run_method(name, model, batch, comps, args.replacement)
     done.set()
     sampler.join()
     print(max(peak, _rss_mb()) - before)
@@ -154,8 +154,8 @@ def warm_allocator() -> None:
 def bench_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
     model, batch, comps, info = on_device(case, args)
     # warm-up: boot the bridge, touch every code path once
-    run_method("loop", model, batch, comps[:1], args.method)
-    run_method("sweep", model, batch, comps[:1], args.method)
+    run_method("loop", model, batch, comps[:1], args.replacement)
+    run_method("sweep", model, batch, comps[:1], args.replacement)
     times: dict[str, list[float]] = {"loop": [], "sweep": []}
     faults: dict[str, list[int]] = {"loop": [], "sweep": []}
     max_diff = 0.0
@@ -164,7 +164,7 @@ def bench_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
         for name in ("loop", "sweep") if rep % 2 == 0 else ("sweep", "loop"):
             faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             start = time.perf_counter()
-            frames[name] = run_method(name, model, batch, comps, args.method)
+            frames[name] = run_method(name, model, batch, comps, args.replacement)
             times[name].append(time.perf_counter() - start)
             faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before)
             print(f"  {case} rep {rep}: {name} {times[name][-1]:.2f} s", file=sys.stderr, flush=True)
@@ -175,7 +175,7 @@ def bench_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
     result = {
         **info,
         "components": f"{len(comps)} ({', '.join(sorted({c.kind for c in comps}))})",
-        "method": args.method,
+        "replacement": args.replacement,
         "metric": "loss",
         "repeats": args.repeats,
         "loop_s": times["loop"],
@@ -198,7 +198,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--case", choices=[*CASES, "all"], default="all")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--method", default="mean", choices=["zero", "mean", "resample"])
+    parser.add_argument("--replacement", default="mean", choices=["zero", "mean", "resample"])
     parser.add_argument("--small-examples", type=int, default=128, help="examples in the small case's batch")
     parser.add_argument("--small-depth", type=int, default=3, help="layers of the small case's family model")
     parser.add_argument("--gpt2-heads-per-layer", type=int, default=12, help="heads per layer in the gpt2 case")

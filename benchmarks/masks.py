@@ -1,7 +1,7 @@
 """Benchmark: time to fit component and weight masks on a small family model (3 layers, d_model 64, GPT-NeoX).
 
 Pretrains the model on the six primitives first (not timed as part of the masks), then fits a mask for
-``reverse`` with each method at each granularity, and reports wall time, kept units and held-out
+``reverse`` with each algorithm at each granularity, and reports wall time, kept units and held-out
 accuracy with the mask alone and with it removed.
 
     .venv/bin/python benchmarks/masks.py [--pretrain-steps 1000] [--mask-steps 200] [--threads 1] [--json PATH]
@@ -53,25 +53,27 @@ def main() -> None:
 
     results = []
     for granularity in ("component", "weight"):
-        for method in ("continuous_sparsification", "hard_concrete"):
+        for algorithm in ("continuous_sparsification", "hard_concrete"):
             t0 = time.perf_counter()
-            mask = fit_mask(model, fit_batch, granularity=granularity, method=method, steps=args.mask_steps, seed=0)
+            mask = fit_mask(
+                model, fit_batch, granularity=granularity, algorithm=algorithm, steps=args.mask_steps, seed=0
+            )
             seconds = time.perf_counter() - t0
             how = "mean" if granularity == "component" else "zero"
             row = {
                 "granularity": granularity,
-                "method": method,
+                "algorithm": algorithm,
                 "steps": args.mask_steps,
                 "seconds": round(seconds, 2),
                 "kept": mask.size,
                 "units": mask.n_units,
                 "accuracy_full": full,
-                "accuracy_inside": masked_accuracy(model, mask, eval_batch, keep="inside", method=how),
-                "accuracy_outside": masked_accuracy(model, mask, eval_batch, keep="outside", method=how),
+                "accuracy_inside": masked_accuracy(model, mask, eval_batch, keep="inside", replacement=how),
+                "accuracy_outside": masked_accuracy(model, mask, eval_batch, keep="outside", replacement=how),
             }
             results.append(row)
             print(
-                f"{granularity:9s} {method:26s} {seconds:6.1f} s  kept {mask.size}/{mask.n_units}  "
+                f"{granularity:9s} {algorithm:26s} {seconds:6.1f} s  kept {mask.size}/{mask.n_units}  "
                 f"acc alone {row['accuracy_inside']:.3f}  removed {row['accuracy_outside']:.3f}"
             )
     report = {

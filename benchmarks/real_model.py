@@ -88,10 +88,10 @@ def mean_ablation_case(model: Any, batch: Any, heads: list[Any], repeats: int) -
     from modlens.tasks import logit_diff
 
     def sweep() -> pd.DataFrame:
-        return run_ablation_sweep(model, batch, heads, method="mean", metric=logit_diff, progress=False)
+        return run_ablation_sweep(model, batch, heads, replacement="mean", metric=logit_diff, progress=False)
 
     def loop() -> pd.DataFrame:
-        return run_ablation_loop(model, batch, heads, method="mean", metric=logit_diff)
+        return run_ablation_loop(model, batch, heads, replacement="mean", metric=logit_diff)
 
     times, diffs, _ = versus(sweep, loop, "ablated", repeats)
     loop_s, sweep_s = statistics.median(times["loop"]), statistics.median(times["sweep"])

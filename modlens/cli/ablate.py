@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         model,
         batch,
         components,
-        method=args.replacement,
+        replacement=args.replacement,
         metric=METRICS[args.metric],
         seed=args.resample_seed,
         memory_budget=args.memory_budget,

@@ -5,7 +5,8 @@ import argparse
 import pandas as pd
 
 from modlens.cli.common import load_cli_model, task_batch
-from modlens.masks import Replacement, fit_mask, save_mask
+from modlens.interventions.replacements import Replacement
+from modlens.masks import fit_mask, save_mask
 from modlens.modularity import masked_accuracy
 from modlens.outputs import check_out_dir, write_outputs
 from modlens.plots.masks import plot_mask_density
@@ -27,17 +28,17 @@ def run(args: argparse.Namespace) -> int:
         model,
         fit_batch,
         granularity=args.granularity,
-        method=args.algorithm,
+        algorithm=args.algorithm,
         sparsity=args.sparsity,
         steps=args.steps,
         seed=args.mask_seed,
-        ablation=args.replacement,
+        replacement=args.replacement,
         progress=not args.no_progress,
     )
-    method: Replacement = args.replacement if args.granularity == "component" else "zero"
+    replacement: Replacement = args.replacement if args.granularity == "component" else "zero"
     full = float(answer_accuracy(model.logits(evaluation.tokens), evaluation))
-    inside = masked_accuracy(model, mask, evaluation, keep="inside", method=method)
-    outside = masked_accuracy(model, mask, evaluation, keep="outside", method=method)
+    inside = masked_accuracy(model, mask, evaluation, keep="inside", replacement=replacement)
+    outside = masked_accuracy(model, mask, evaluation, keep="outside", replacement=replacement)
     summary = pd.DataFrame(
         [
             {

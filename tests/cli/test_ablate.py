@@ -27,7 +27,7 @@ def test_ablate_writes_csv_config_and_heatmap(model_dir: Path, tmp_path: Path, c
     assert len(frame) == 8 + 2 + 2 + 2 * 128 and set(frame["kind"]) == {"head", "attn", "mlp", "neuron"}
     assert frame["change"].abs().max() > 0
     meta = json.loads((out / "config.json").read_text())
-    assert meta["config"]["method"] == "mean" and meta["config"]["n_components"] == len(frame)
+    assert meta["config"]["replacement"] == "mean" and meta["config"]["n_components"] == len(frame)
     assert "provenance" in meta
     for name in ("heatmap_heads.html", "heatmap_layers.html", "heatmap_neurons.html"):
         assert "plotly" in (out / name).read_text()[:5000].lower()
@@ -80,7 +80,7 @@ def test_prompts_file(model_dir: Path, tmp_path: Path) -> None:
     args = ["ablate", str(model_dir), "--prompts", str(prompts), "--components", "mlp", "--out", str(out)]
     assert main([*args, "--replacement", "resample"]) == 0
     frame = pd.read_csv(out / "ablation.csv")
-    assert list(frame["component"]) == ["L0.mlp", "L1.mlp"] and (frame["method"] == "resample").all()
+    assert list(frame["component"]) == ["L0.mlp", "L1.mlp"] and (frame["replacement"] == "resample").all()
     assert json.loads((out / "config.json").read_text())["config"]["prompts"].endswith("prompts.jsonl")
 
 

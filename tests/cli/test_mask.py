@@ -39,7 +39,7 @@ def test_mask_writes_mask_summary_figure_and_config(model_dir: Path, tmp_path: P
     assert set(density["group"]) == {"head", "neuron"} and len(density) == 4
     assert "plotly" in (out / "density.html").read_text()[:5000].lower()
     meta = json.loads((out / "config.json").read_text())
-    assert meta["config"]["method"] == "continuous_sparsification" and "provenance" in meta
+    assert meta["config"]["algorithm"] == "continuous_sparsification" and "provenance" in meta
     assert "kept" in capsys.readouterr().out
 
 
