@@ -2,14 +2,13 @@
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from modlens.atomic import atomic_directory
 from modlens.errors import ModlensError
 from modlens.provenance import provenance
 
@@ -46,19 +45,11 @@ def write_outputs(
         **record: extra provenance fields (seed, device, ...).
     """
     out = check_out_dir(path, overwrite=overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_directory(out, replace=True) as staging:
         meta = {"config": dict(config), "provenance": provenance(**record)}
         (staging / CONFIG_FILE).write_text(json.dumps(meta, indent=2, default=str))
         for name, frame in tables.items():
             frame.to_csv(staging / f"{name}.csv", index=False)
         for filename, write in writers.items():
             write(staging / filename)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out

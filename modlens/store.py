@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from modlens.atomic import remove_staging, write_json_atomic
 from modlens.errors import ModlensError
 from modlens.provenance import provenance
 
@@ -33,7 +34,6 @@ log = logging.getLogger(__name__)
 FORMAT = "modlens-store/1"
 MANIFEST = "manifest.json"
 RECORDS = "records"
-_TMP_PREFIX = ".tmp-"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.=+-]+")
 
 
@@ -80,36 +80,6 @@ def to_json(value: Any) -> Any:
     if value is pd.NA or value is pd.NaT:
         return None
     raise StoreError(f"cannot store a value of type {type(value).__name__} ({value!r:.60}); use JSON scalars")
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Writes ``data`` as JSON to ``path`` so that the file is complete or absent: temp file, fsync, rename."""
-    text = json.dumps(data, indent=1, ensure_ascii=False, allow_nan=True)
-    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    """Makes a rename durable (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class Store:
@@ -267,7 +237,7 @@ class Store:
     def _load(self) -> list[dict[str, Any]]:
         """Reads every record file (cached by name); unreadable or misnamed files are skipped with a warning."""
         folder = self.root / RECORDS
-        names = sorted(p.name for p in folder.glob("*.json") if not p.name.startswith(_TMP_PREFIX))
+        names = sorted(p.name for p in folder.glob("*.json") if not p.name.startswith("."))
         for name in set(self._cache) - set(names):
             del self._cache[name]
         for name in names:
@@ -280,10 +250,8 @@ class Store:
 
     def _clean(self) -> None:
         """Removes temporary files a killed run left behind."""
-        for tmp in (self.root / RECORDS).glob(f"{_TMP_PREFIX}*"):
-            tmp.unlink(missing_ok=True)
-        for tmp in self.root.glob(f"{_TMP_PREFIX}*"):
-            tmp.unlink(missing_ok=True)
+        remove_staging(self.root / RECORDS)
+        remove_staging(self.root)
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r}, kind={self.kind!r}, fingerprint={self.fingerprint!r})"

@@ -90,7 +90,7 @@ def test_crash_mid_write_leaves_record_absent_and_temp_file_ignored_then_cleaned
     store.write("done", [{"x": 1}], meta={})
     folder = tmp_path / "s" / RECORDS
     # A writer killed between creating its temp file and the rename leaves only a partial temp file.
-    partial = folder / ".tmp-abc123.json"
+    partial = folder / f".{record_name('half')}.tmpabc123"
     partial.write_text('{"key": "half", "rows": [{"x"')
     assert _open(tmp_path / "s").done() == {"done"}
     assert not partial.exists()  # reopening cleaned it

@@ -2,11 +2,10 @@
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from modlens.atomic import atomic_directory
 from modlens.errors import ModlensError
 from modlens.models.model import Model
 from modlens.provenance import provenance
@@ -31,9 +30,7 @@ def save_model(model: Model, path: "str | os.PathLike[str]", *, overwrite: bool 
     target = Path(path).expanduser()
     if target.exists() and not overwrite:
         raise ModlensError(f"{str(target)!r} already exists; pass overwrite=True to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with atomic_directory(target, replace=overwrite) as staging:
         model.hf.save_pretrained(staging, safe_serialization=True)
         if model.tokenizer is not None:
             model.tokenizer.save_pretrained(staging)
@@ -46,12 +43,6 @@ def save_model(model: Model, path: "str | os.PathLike[str]", *, overwrite: bool 
             **record,
         )
         (staging / PROVENANCE_FILE).write_text(json.dumps(meta, indent=2))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target
 
 

@@ -15,6 +15,7 @@ from modlens.analysis import PRIMARY_METRICS
 from modlens.analysis.answer import Answer
 from modlens.analysis.correlation import N_PERM
 from modlens.analysis.study import analyse_study
+from modlens.atomic import write_text_atomic
 from modlens.errors import ModlensError
 from modlens.provenance import provenance as current_provenance
 from modlens.report.static import save_figures
@@ -126,9 +127,7 @@ def write_study_report(
     )
     target = Path(out).expanduser() if out is not None else study.root / REPORT_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, target)  # a reader never sees half a page
+    write_text_atomic(target, page)  # a reader never sees half a page
     written: list[Path] = []
     skipped = None
     if static:

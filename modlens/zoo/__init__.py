@@ -1,8 +1,8 @@
 """The embedded default: a family of small GPT-NeoX models pretrained here to graded quality."""
 
-from modlens.zoo.build import Family, build_family, build_member, family_root, quality_table
+from modlens.zoo.build import Family, build_family, build_member, check_buildable, family_root, quality_table
 from modlens.zoo.cache import CACHE_ENV, cache_root
-from modlens.zoo.config import FamilyConfig, Member, members
+from modlens.zoo.family import FamilyConfig, Member, members
 
 __all__ = [
     "CACHE_ENV",
@@ -12,6 +12,7 @@ __all__ = [
     "build_family",
     "build_member",
     "cache_root",
+    "check_buildable",
     "family_root",
     "members",
     "quality_table",

@@ -1,23 +1,25 @@
 """Building the embedded family: pretrain every member, save its checkpoints and their measured quality.
 
 Each member is trained into a hidden staging directory and renamed into place only when complete, so an
-interrupted build leaves no half-written entry and a rerun completes exactly the missing members.
+interrupted build leaves no half-written entry and a rerun completes exactly the missing members. A file lock per
+member lets several processes (notebooks, study workers) share one cache: one builds a member, the others wait
+for it and reuse it, and nobody removes a staging directory another process is still writing.
 """
 
 import dataclasses
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import torch
+from filelock import FileLock
 
-from modlens.errors import ModlensError
+from modlens.atomic import atomic_directory, remove_staging, write_json_atomic
+from modlens.errors import ConfigError, ModlensError
 from modlens.models.factory import tiny_model
 from modlens.models.loading import load_model
 from modlens.models.model import Model
@@ -29,7 +31,7 @@ from modlens.tasks.operations import PRIMITIVES
 from modlens.tasks.synthetic import SyntheticTask, step_forms
 from modlens.training.pretrain import PretrainConfig, pretrain
 from modlens.zoo.cache import cache_root, checkpoint_dirname
-from modlens.zoo.config import FamilyConfig, Member, members
+from modlens.zoo.family import FamilyConfig, Member, members
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +85,10 @@ def build_family(
         progress: show progress bars.
     """
     config = config or FamilyConfig()
+    check_buildable(config)
     root = family_root(config, cache_dir)
     root.mkdir(parents=True, exist_ok=True)
-    remove_stale_staging(root)
-    (root / FAMILY_FILE).write_text(json.dumps({"config": config.as_dict(), "key": config.key()}, indent=2))
+    write_json_atomic(root / FAMILY_FILE, {"config": config.as_dict(), "key": config.key()}, indent=2)
     todo = [m for m in members(config) if not (root / m.name).is_dir()]
     if todo:
         log.info("building %d of %d family members in %s", len(todo), len(members(config)), root)
@@ -95,18 +97,32 @@ def build_family(
     return Family(config, root)
 
 
-def remove_stale_staging(root: Path) -> None:
-    """Leftovers of an interrupted build (hidden staging directories) are discarded."""
-    for stale in root.glob(".*.tmp*"):
-        shutil.rmtree(stale, ignore_errors=True)
-
-
 def build_member(config: FamilyConfig, member: Member, root: Path, *, progress: bool = True) -> Path:
-    """Pretrains one member into ``root/<member.name>`` (atomically) unless it is already there."""
+    """Pretrains one member into ``root/<member.name>`` (atomically) unless it is already there.
+
+    Holds the member's lock (``root/.<member>.lock``) while it builds: a second process asking for the same member
+    waits, then finds it built. Staging leftovers of a killed build are removed under the lock.
+    """
     final = root / member.name
     if final.is_dir():
         return final
+    check_buildable(config)
     root.mkdir(parents=True, exist_ok=True)
+    with FileLock(root / f".{member.name}.lock"):
+        if final.is_dir():  # built by another process while this one waited
+            return final
+        remove_staging(root, member.name)
+        _build_member(config, member, final, progress=progress)
+    return final
+
+
+def check_buildable(config: FamilyConfig) -> None:
+    """Raises ``ConfigError`` for a family whose corpus cannot be drawn (composites asked for, none named)."""
+    if max(config.composite_fraction) > 0 and not config.pretrain_composites:
+        raise ConfigError("composite_fraction > 0 needs pretrain_composites (composite task names)")
+
+
+def _build_member(config: FamilyConfig, member: Member, final: Path, *, progress: bool) -> None:
     layout = config.layout
     primitives = [SyntheticTask((p,), layout) for p in PRIMITIVES]
     held_out = {t.name: t.sample(config.n_eval, split="test", seed=10_000 + i) for i, t in enumerate(primitives)}
@@ -132,11 +148,10 @@ def build_member(config: FamilyConfig, member: Member, root: Path, *, progress: 
         lr=config.lr,
         seed=member.seed,
     )
-    staging = Path(tempfile.mkdtemp(prefix=f".{member.name}.tmp", dir=root))
     rows: list[dict] = []
     started = time.perf_counter()
 
-    def save_checkpoint(step: int, model: Model) -> None:
+    def save_checkpoint(staging: Path, step: int, model: Model) -> None:
         with torch.no_grad():
             for task, batch in held_out.items():
                 rows.append(
@@ -163,24 +178,19 @@ def build_member(config: FamilyConfig, member: Member, root: Path, *, progress: 
             pretrain=dataclasses.asdict(pretrain_config),
         )
 
-    try:
+    with atomic_directory(final) as staging:
         pretrain(
             init,
             primitives,
             pretrain_config,
             composites=composites if member.composite_fraction else (),
             steps=steps,
-            on_checkpoint=save_checkpoint,
+            on_checkpoint=lambda step, model: save_checkpoint(staging, step, model),
             progress=progress,
         )
         pd.DataFrame(rows).to_csv(staging / QUALITY_FILE, index=False)
         meta = provenance(member=member.name, seconds=round(time.perf_counter() - started, 1))
         (staging / "provenance.json").write_text(json.dumps(meta, indent=2))
-        os.replace(staging, final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return final
 
 
 def quality_table(family: Family) -> pd.DataFrame:

@@ -1,6 +1,8 @@
+import multiprocessing
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -90,3 +92,40 @@ def test_family_config_rejects_unknown_keys_and_bad_values() -> None:
 def test_cache_key_changes_with_config() -> None:
     assert TINY.key() != FamilyConfig(**{**TINY.as_dict(), "seeds": (0,)}).key()
     assert TINY.key() == FamilyConfig(**TINY.as_dict()).key()
+
+
+RACE = FamilyConfig(**{**TINY.as_dict(), "seeds": (0,), "label_noise": (0.0,), "steps": 120, "checkpoints": (0, 120)})
+
+
+def _build_after(barrier, root: str, out) -> None:
+    """One of two processes building the same member at the same moment; reports the member directory's inode."""
+    from modlens.zoo import build_member
+
+    member = members(RACE)[0]
+    barrier.wait()
+    path = build_member(RACE, member, Path(root), progress=False)
+    out.put(path.stat().st_ino)
+
+
+def test_two_processes_building_one_member_share_it(tmp_path) -> None:
+    """The member lock: the second process waits for the first and reuses its build; no staging is lost."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier, out = ctx.Barrier(2), ctx.Queue()
+    workers = [ctx.Process(target=_build_after, args=(barrier, str(tmp_path), out)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=300)
+    assert [w.exitcode for w in workers] == [0, 0]
+    inodes = {out.get(timeout=5), out.get(timeout=5)}
+    member = members(RACE)[0]
+    assert inodes == {(tmp_path / member.name).stat().st_ino}  # built once, never replaced under the other
+    assert all((tmp_path / member.name / f"step{s:06d}" / "model.safetensors").is_file() for s in RACE.checkpoints)
+    assert not list(tmp_path.glob(".*.tmp*"))
+
+
+def test_a_corpus_without_its_composites_is_refused_before_building(tmp_path) -> None:
+    config = FamilyConfig(**{**TINY.as_dict(), "composite_fraction": (0.0, 0.2)})
+    with pytest.raises(ConfigError, match="composite_fraction > 0 needs pretrain_composites"):
+        build_family(config, cache_dir=tmp_path, progress=False)
+    assert not list(tmp_path.iterdir())

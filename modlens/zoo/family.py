@@ -28,7 +28,8 @@ class FamilyConfig:
         label_noise: corpus label-noise rates (corpus quality).
         composite_fraction: corpus diversity: shares of each pretraining batch drawn from
             ``pretrain_composites`` (0 = primitives only).
-        pretrain_composites: composite tasks mixed into the corpus when ``composite_fraction`` > 0.
+        pretrain_composites: composite tasks mixed into the corpus when ``composite_fraction`` > 0 (needed then:
+            ``build_family`` refuses a family without them; the study fills them in from its task split).
         steps: pretraining steps.
         checkpoints: steps kept along the trajectory.
         batch_size: pretraining batch size.
@@ -74,8 +75,6 @@ class FamilyConfig:
             raise ConfigError(f"label_noise rates must lie in [0, 1], got {self.label_noise}")
         if any(not 0.0 <= f < 1.0 for f in self.composite_fraction) or not self.composite_fraction:
             raise ConfigError(f"composite_fraction values must lie in [0, 1), got {self.composite_fraction}")
-        if max(self.composite_fraction) > 0 and not self.pretrain_composites:
-            raise ConfigError("composite_fraction > 0 needs pretrain_composites (composite task names)")
         for name in self.pretrain_composites:
             parse_task_name(name)
         if self.step_fraction and not (self.write_intermediates and self.n_slots == 2):
