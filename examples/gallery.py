@@ -24,7 +24,7 @@ def study_figures(study_dir: Path) -> dict[str, go.Figure]:
     masks = mask_figures(study.mask_layers)
     if not drift or not masks:
         raise SystemExit(f"{study_dir} has no per-layer drift or mask tables; rerun the study: ./run study --replace")
-    return {"drift_by_depth": next(iter(drift.values())), "mask_density": next(iter(masks.values()))}
+    return {"drift_by_depth": drift["weight_drift"].figure, "mask_density": next(iter(masks.values())).figure}
 
 
 def checkpoint_figures(study_dir: Path) -> dict[str, go.Figure]:
@@ -44,7 +44,7 @@ def checkpoint_figures(study_dir: Path) -> dict[str, go.Figure]:
     layout = PRESETS["quick"].family().layout
     batch = SyntheticTask((TASK,), layout).sample(256, split="test", seed=0)
     components = enumerate_components(base.spec, "head") + enumerate_components(base.spec, "mlp")
-    sweep = run_ablation_sweep(base, batch, components, method="mean", metric=loss)
+    sweep = run_ablation_sweep(base, batch, components, replacement="mean", metric=loss)
     finetune_tasks = [SyntheticTask.from_name(n, layout) for n in PRESETS["quick"].task_split().finetune]
     primitives = [SyntheticTask((p,), layout) for p in PRIMITIVES]
     config = FinetuneConfig(max_steps=800, target_accuracy=0.9, lr=1e-3, replay_fraction=0.3, n_val=256)

@@ -36,7 +36,7 @@ def plot_ablation_heatmap(
     grid = rows.pivot_table(index="layer", columns=columns, values=value, aggfunc="first").sort_index()
     labels = rows.pivot_table(index="layer", columns=columns, values="component", aggfunc="first").reindex_like(grid)
     metric = str(rows["metric"].iloc[0]) if "metric" in rows else "metric"
-    replacement = next((str(rows[c].iloc[0]) for c in ("replacement", "method") if c in rows), "")
+    replacement = str(rows["replacement"].iloc[0]) if "replacement" in rows else ""
     z = grid.to_numpy(dtype=float)
     fig = go.Figure(
         go.Heatmap(
