@@ -18,9 +18,8 @@ import torch
 from modlens import names
 from modlens.ablation.sweep import metric_name, run_ablation_sweep, sweep_frame
 from modlens.components import Component
-from modlens.interventions.alignment import alignment_of
 from modlens.interventions.bridge import component_values, reference_activations
-from modlens.interventions.replacements import Replacement, check_replacement, needs_reference, replacement_fn
+from modlens.interventions.replacements import Replacement, check_replacement, needs_reference, site_builder
 from modlens.models import Model
 from modlens.tasks import Batch
 from modlens.tasks.metrics import Metric, loss
@@ -50,7 +49,7 @@ def run_attribution_patching(
         reference: batch supplying mean/resample values; defaults to ``batch`` (no extra pass).
         seed: resample seed.
     """
-    check_replacement(replacement, names.REPLACEMENTS)
+    build = site_builder(replacement, batch=batch, reference=reference, seed=seed, allowed=names.REPLACEMENTS)
     for c in components:
         c.check(model.spec)
     batch = batch.to(model.device)
@@ -64,11 +63,10 @@ def run_attribution_patching(
             refs = {c: component_values(acts[c.hook_name], c) for c in components}
         else:
             refs = reference_activations(model, reference.tokens, components)
-    alignment = alignment_of(batch, reference if reference is not None else batch)
     estimates = []
     for c in components:
         values = component_values(acts[c.hook_name], c)
-        new = replacement_fn(replacement, refs.get(c), seed=seed, alignment=alignment)(values)
+        new = build(c, refs.get(c))(values)
         estimates.append(float(((new - values) * component_values(grad[c.hook_name], c)).sum()))
     return sweep_frame(
         components, clean, [clean + e for e in estimates], replacement=replacement, metric=metric_name(metric)

@@ -8,8 +8,7 @@ from modlens import names
 from modlens.ablation.hooks import run_sites_by_hooks
 from modlens.ablation.sweep import metric_name, sweep_frame
 from modlens.components import Component
-from modlens.interventions.alignment import alignment_of
-from modlens.interventions.replacements import Replacement, check_replacement, needs_reference, replacement_fn
+from modlens.interventions.replacements import Replacement, site_builder
 from modlens.models import Model
 from modlens.tasks import Batch
 from modlens.tasks.metrics import Metric, loss
@@ -30,16 +29,7 @@ def run_ablation_loop(
     Same arguments and frame as ``run_ablation_sweep``; use it to check the sweep, or as the baseline in
     benchmarks.
     """
-    check_replacement(replacement, names.REPLACEMENTS)
-    alignment = alignment_of(batch, reference if reference is not None else batch)
-    clean, ablated = run_sites_by_hooks(
-        model,
-        batch,
-        [(c, None) for c in components],
-        lambda c, values: replacement_fn(
-            replacement, values if needs_reference(replacement) else None, seed=seed, alignment=alignment
-        ),
-        metric=metric,
-        reference=reference,
-    )
+    build = site_builder(replacement, batch=batch, reference=reference, seed=seed, allowed=names.REPLACEMENTS)
+    sites = [(c, None) for c in components]
+    clean, ablated = run_sites_by_hooks(model, batch, sites, build, metric=metric, reference=reference)
     return sweep_frame(components, clean, ablated, replacement=replacement, metric=metric_name(metric))

@@ -10,7 +10,7 @@ attention makes that exact), and the last layer computes queries, attention and 
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,15 +21,13 @@ from modlens import names
 from modlens.ablation.hooks import run_sites_by_hooks
 from modlens.ablation.positions import compact_batch, compact_logits, is_answer_local, predicting_positions
 from modlens.components import Component
-from modlens.interventions.alignment import alignment_of
 from modlens.interventions.replacements import (
     Replacement,
     Site,
     SiteBuilder,
     at_position,
-    check_replacement,
     needs_reference,
-    replacement_fn,
+    site_builder,
 )
 from modlens.interventions.stack import CleanRun, DecoderStack, LayerRecord
 from modlens.models import Model, check_finite
@@ -53,17 +51,19 @@ def sweep_frame(
     components: Sequence[Component], clean: float, ablated: Sequence[float], *, replacement: str, metric: str
 ) -> pd.DataFrame:
     """The tidy result of a sweep: one row per component with the clean and ablated metric and the change."""
-    frame = pd.DataFrame(
-        {
-            **component_columns(components),
-            "replacement": replacement,
-            "metric": metric,
-            "clean": float(clean),
-            "ablated": [float(v) for v in ablated],
-        },
-        columns=COLUMNS[:-1],
-    )
-    frame["change"] = frame["ablated"] - frame["clean"]
+    labels = {**component_columns(components), "replacement": replacement, "metric": metric}
+    return effect_frame(COLUMNS, labels, clean, ablated)
+
+
+def effect_frame(
+    columns: Sequence[str], labels: Mapping[str, Any], before: float, after: Sequence[float]
+) -> pd.DataFrame:
+    """``labels`` (one entry or one per row) and the metric before and after each edit, in ``columns``: those of
+    ``labels``, then the before and after columns, then ``change`` (after minus before)."""
+    *_, before_name, after_name, change = columns
+    values = {**labels, before_name: float(before), after_name: [float(v) for v in after]}
+    frame = pd.DataFrame(values, columns=list(columns[:-1]))
+    frame[change] = frame[after_name] - frame[before_name]
     return frame
 
 
@@ -126,13 +126,11 @@ def run_ablation_sweep(
     Returns:
         Columns ``component, layer, kind, index, replacement, metric, clean, ablated, change``.
     """
-    check_replacement(replacement, names.REPLACEMENTS)
-    alignment = alignment_of(batch, reference if reference is not None else batch)
     clean, ablated = run_sites(
         model,
         batch,
         [(c, None) for c in components],
-        lambda c, values: replacement_fn(replacement, values, seed=seed, alignment=alignment),
+        site_builder(replacement, batch=batch, reference=reference, seed=seed, allowed=names.REPLACEMENTS),
         metric=metric,
         reference=reference if needs_reference(replacement) else None,
         memory_budget=memory_budget,

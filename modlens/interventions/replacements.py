@@ -15,7 +15,8 @@ import torch
 from modlens._typing import Float, Int, Tensor
 from modlens.components import Component
 from modlens.errors import ModlensError
-from modlens.interventions.alignment import Alignment, aligned_mean, aligned_resample
+from modlens.interventions.alignment import Alignment, aligned_mean, aligned_resample, alignment_of
+from modlens.tasks import Batch
 
 Replacement = Literal["zero", "mean", "resample", "patch"]
 """A replacement's name; ``modlens.names.REPLACEMENTS`` lists the ablations (every one but ``patch``)."""
@@ -147,6 +148,30 @@ Site = tuple[Component, int | None]
 
 SiteBuilder = Callable[[Component, Tensor | None], ReplaceFn]
 """``build(component, its activations on the reference run or None) -> ReplaceFn``."""
+
+
+def site_builder(
+    replacement: str,
+    *,
+    batch: Batch,
+    reference: Batch | None = None,
+    seed: int = 0,
+    allowed: Iterable[str] = BUILDERS,
+) -> SiteBuilder:
+    """The ``SiteBuilder`` of a named replacement for edits of ``batch``, its values from ``reference`` (default:
+    ``batch`` itself), aligned on the answers when the prompts differ in length (``alignment_of``).
+
+    Raises:
+        InterventionError: ``replacement`` is not one of ``allowed``.
+    """
+    check_replacement(replacement, allowed)
+    alignment = alignment_of(batch, reference if reference is not None else batch)
+    uses = needs_reference(replacement)
+
+    def build(component: Component, values: Tensor | None) -> ReplaceFn:
+        return replacement_fn(replacement, values if uses else None, seed=seed, alignment=alignment)
+
+    return build
 
 
 def at_position(replace: ReplaceFn, position: int) -> ReplaceFn:

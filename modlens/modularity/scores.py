@@ -43,9 +43,10 @@ def masked_accuracy(
     ``batch`` itself, so two batches scored under one mask get different baselines; pass the reference the
     mask was fitted with to score every batch against the same one.
     """
-    return masked_scores(model, [mask], batch, keep=keep, replacement=replacement, metric=metric, reference=reference)[
-        0
-    ]
+    (score,) = masked_scores(
+        model, [mask], batch, keep=keep, replacement=replacement, metric=metric, reference=reference
+    )
+    return score
 
 
 def subnetwork_score(

@@ -14,11 +14,11 @@ import torch
 
 from modlens.ablation.attribution import activations_and_gradients
 from modlens.ablation.hooks import run_sites_by_hooks
-from modlens.ablation.sweep import DEFAULT_MEMORY_BUDGET, component_columns, metric_name, run_sites
+from modlens.ablation.sweep import DEFAULT_MEMORY_BUDGET, component_columns, effect_frame, metric_name, run_sites
 from modlens.components import Component
 from modlens.errors import TaskError
 from modlens.interventions.bridge import component_values, reference_activations
-from modlens.interventions.replacements import ReplaceFn, Site, replacement_fn
+from modlens.interventions.replacements import Site, site_builder
 from modlens.models import Model
 from modlens.patching.metric import patching_metric
 from modlens.patching.pairs import PatchingBatch
@@ -82,20 +82,14 @@ def patching_frame(
     sites: Sequence[Site], unpatched: float, patched: Sequence[float], *, direction: str, metric: str
 ) -> pd.DataFrame:
     """One row per site with the metric unpatched and patched and the change."""
-    frame = pd.DataFrame(
-        {
-            "site": [str(c) if p is None else f"{c}@{p}" for c, p in sites],
-            **component_columns([c for c, _ in sites]),
-            "position": pd.array([p for _, p in sites], dtype="Int64"),
-            "direction": direction,
-            "metric": metric,
-            "unpatched": float(unpatched),
-            "patched": [float(v) for v in patched],
-        },
-        columns=COLUMNS[:-1],
-    )
-    frame["change"] = frame["patched"] - frame["unpatched"]
-    return frame
+    labels = {
+        "site": [str(c) if p is None else f"{c}@{p}" for c, p in sites],
+        **component_columns([c for c, _ in sites]),
+        "position": pd.array([p for _, p in sites], dtype="Int64"),
+        "direction": direction,
+        "metric": metric,
+    }
+    return effect_frame(COLUMNS, labels, unpatched, patched)
 
 
 def _setup(
@@ -109,11 +103,6 @@ def _setup(
     """The metric (default: normalised on ``model``), the sites, the patched run and its source run."""
     run, source = runs(pairs.to(model.device), direction)
     return metric or patching_metric(model, pairs), patch_sites(pairs, components, positions), run, source
-
-
-def _patched_from_source(component: Component, source: torch.Tensor | None) -> ReplaceFn:
-    # run_sites reads the source run's activations when given a reference
-    return replacement_fn("patch", source)
 
 
 @torch.no_grad()
@@ -151,7 +140,7 @@ def run_patching_sweep(
         model,
         run,
         sites,
-        _patched_from_source,
+        site_builder("patch", batch=run, reference=source),
         metric=metric,
         reference=source,
         memory_budget=memory_budget,
@@ -174,7 +163,8 @@ def run_patching_loop(
 ) -> pd.DataFrame:
     """``run_patching_sweep``'s result the plain way: the source run cached once, then one hooked forward per site."""
     metric, sites, run, source = _setup(model, pairs, components, positions, direction, metric)
-    unpatched, patched = run_sites_by_hooks(model, run, sites, _patched_from_source, metric=metric, reference=source)
+    build = site_builder("patch", batch=run, reference=source)
+    unpatched, patched = run_sites_by_hooks(model, run, sites, build, metric=metric, reference=source)
     return patching_frame(sites, unpatched, patched, direction=direction, metric=metric_name(metric))
 
 
@@ -196,13 +186,14 @@ def run_attribution_patching_pairs(
     metric, sites, run, source = _setup(model, pairs, components, positions, direction, metric)
     for c in components:
         c.check(model.spec)
-    names = sorted({c.hook_name for c in components})
-    unpatched, acts, grads = activations_and_gradients(model, run, names, metric)
+    hooks = sorted({c.hook_name for c in components})
+    unpatched, acts, grads = activations_and_gradients(model, run, hooks, metric)
     cached = reference_activations(model, source.tokens, components) if components else {}
+    build = site_builder("patch", batch=run, reference=source)
     per_position = {}
     for c in components:
         live = component_values(acts[c.hook_name], c)
-        product = (cached[c] - live) * component_values(grads[c.hook_name], c)
+        product = (build(c, cached[c])(live) - live) * component_values(grads[c.hook_name], c)
         per_position[c] = product.flatten(2).sum(dim=(0, 2)) if product.ndim > 2 else product.sum(dim=0)
     estimates = [float(per_position[c].sum() if p is None else per_position[c][p]) for c, p in sites]
     return patching_frame(
