@@ -16,8 +16,11 @@ from modlens.interventions.replacements import (
     Replacement,
     Site,
     at_position,
+    check_replacement,
     needs_reference,
+    position_means,
     replacement_fn,
+    site_builder,
 )
 from modlens.interventions.stack import CleanRun, DecoderStack, LayerRecord
 
@@ -34,10 +37,13 @@ __all__ = [
     "alignment_of",
     "at_position",
     "bridge_activations",
+    "check_replacement",
     "component_values",
     "needs_reference",
+    "position_means",
     "recording",
     "reference_activations",
     "replacement_fn",
     "replacing_hook",
+    "site_builder",
 ]

@@ -42,6 +42,11 @@ def zero(reference: Tensor | None, *, seed: int = 0, alignment: Alignment | None
     return torch.zeros_like
 
 
+def position_means(reference: Float[Tensor, "batch pos ..."]) -> Float[Tensor, "pos ..."]:
+    """The mean baseline: each position's mean over the reference rows."""
+    return reference.mean(dim=0)
+
+
 def mean(reference: Tensor | None, *, seed: int = 0, alignment: Alignment | None = None) -> ReplaceFn:
     """Replace each position's activation with its mean over the reference batch at that position.
 
@@ -54,7 +59,7 @@ def mean(reference: Tensor | None, *, seed: int = 0, alignment: Alignment | None
     if alignment is not None:
         ref, aligned = reference, alignment
         return lambda activation: aligned_mean(ref, aligned, activation)
-    means = reference.mean(dim=0, keepdim=True)
+    means = position_means(reference)[None]
 
     def replace(activation: Tensor) -> Tensor:
         _check_positions(means, activation)

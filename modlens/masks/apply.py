@@ -21,7 +21,7 @@ from modlens import names
 from modlens._typing import Float, Tensor
 from modlens.components import Point, point_hook
 from modlens.interventions.bridge import bridge_activations
-from modlens.interventions.replacements import Replacement
+from modlens.interventions.replacements import Replacement, position_means
 from modlens.masks.mask import Mask, MaskError
 from modlens.masks.weights import layout_of, weight_modules
 from modlens.models.model import Model
@@ -46,7 +46,7 @@ def _group_hooks(n_layers: int) -> list[tuple[int, str, str]]:
 def mean_activations(model: Model, reference: Batch) -> dict[str, Tensor]:
     """Mean ``hook_z`` and ``mlp.hook_post`` over the reference batch, per position (the mean baseline)."""
     cache = bridge_activations(model, reference.tokens, [name for _, _, name in _group_hooks(model.spec.n_layers)])
-    return {name: value.mean(0) for name, value in cache.items()}
+    return {name: position_means(value) for name, value in cache.items()}
 
 
 def _check_options(keep: str, replacement: str) -> None:

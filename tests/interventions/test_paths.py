@@ -8,6 +8,7 @@ import pytest
 import torch
 from transformers import OPTConfig, OPTForCausalLM
 
+from modlens import names
 from modlens.ablation.sweep import _edit
 from modlens.components import POINT_HOOKS, Component, Point, point_hook
 from modlens.interventions import (
@@ -21,6 +22,7 @@ from modlens.interventions import (
     replacement_fn,
     replacing_hook,
 )
+from modlens.masks import ALGORITHMS
 from modlens.models import Model, load_model
 from modlens.tasks import Batch, SyntheticTask, TaskLayout
 
@@ -125,3 +127,10 @@ def test_unknown_replacements_name_the_known_ones() -> None:
         replacement_fn("median", None)
     with pytest.raises(InterventionError, match="patching needs the activations"):
         replacement_fn("patch", None)
+
+
+def test_registries_hold_the_names_users_type() -> None:
+    """The CLI's choices come from ``modlens.names`` (no torch); the registries must hold exactly those names."""
+    assert set(BUILDERS) == {*names.REPLACEMENTS, "patch"}  # patching's replacement is chosen by the command
+    assert set(names.MASK_REPLACEMENTS) <= set(BUILDERS)
+    assert tuple(ALGORITHMS) == names.ALGORITHMS
