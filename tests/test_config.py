@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from modlens.config import config_from_mapping, load_config, parse_overrides
+from modlens.config import config_from_mapping, config_keys, load_config, parse_overrides
 from modlens.errors import ConfigError
 
 
@@ -59,3 +59,44 @@ def test_override_parser_accepts_or_rejects_cleanly(text: str) -> None:
         assert "=" not in text or not text.partition("=")[0].strip()
         return
     assert list(parsed) == [text.partition("=")[0].strip()]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Inner:
+    steps: int = 10
+    rate: float = 0.1
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outer:
+    name: str = "x"
+    inner: Inner = Inner(steps=20)
+
+
+def test_nested_configs_take_dotted_overrides_and_toml_tables(tmp_path) -> None:
+    file = tmp_path / "c.toml"
+    file.write_text('name = "y"\n[inner]\nrate = 0.5\n')
+    cfg = load_config(Outer, path=file, overrides=["inner.steps=7"])
+    assert cfg == Outer(name="y", inner=Inner(steps=7, rate=0.5))
+    # a nested key changes only itself: the other keys keep the outer config's values, not the inner defaults
+    assert load_config(Outer, overrides=["inner.rate=0.2"]).inner == Inner(steps=20, rate=0.2)
+    assert config_keys(Outer) == ["inner.rate", "inner.steps", "name"]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "inner.step=3",
+            "unknown config key 'inner.step'; valid keys: inner.rate, inner.steps; did you mean inner.steps?",
+        ),
+        ("steps=3", "unknown config key 'steps'; valid keys: inner.{rate, steps}, name; did you mean inner.steps?"),
+        ("inner=3", "inner is a table; set its keys: inner.rate, inner.steps"),
+        ("inner.steps=many", "inner.steps must be int, got 'many'"),
+        ("name.x=1", "unknown config key 'name.x'"),
+    ],
+)
+def test_wrong_nested_keys_are_one_line_naming_the_right_ones(override: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(Outer, overrides=[override])
+    assert message in str(err.value) and "\n" not in str(err.value)

@@ -4,10 +4,7 @@ import argparse
 from pathlib import Path
 
 from modlens.ablation import run_ablation_sweep
-from modlens.cli.common import load_cli_model, task_batch
-from modlens.components import SELECTIONS, Component, parse_components, select_components
-from modlens.errors import ConfigError
-from modlens.models import ModelSpec
+from modlens.cli.common import batch_from_args, components_from_args, model_from_args
 from modlens.outputs import check_out_dir, write_outputs
 from modlens.plots.ablation import plot_ablation_heatmap
 from modlens.report import save_figure_html
@@ -17,21 +14,11 @@ from modlens.tasks.prompts import prepends_bos
 _FIGURES = {"head": "heatmap_heads.html", "layer": "heatmap_layers.html", "neuron": "heatmap_neurons.html"}
 
 
-def resolve_components(spec: ModelSpec, text: str) -> list[Component]:
-    """A named group or a comma-separated list of addresses, checked against the model."""
-    if text in SELECTIONS or ("," not in text and not text.strip().startswith("L")):
-        return select_components(spec, text)
-    components = parse_components([t for t in text.split(",") if t.strip()], spec)
-    if not components:
-        raise ConfigError(f"--components is empty; give a group ({'|'.join(SELECTIONS)}) or addresses")
-    return components
-
-
 def run(args: argparse.Namespace) -> int:
     out = check_out_dir(args.out, overwrite=args.replace)
-    model = load_cli_model(args.model, args)
-    components = resolve_components(model.spec, args.components)
-    batch = task_batch(model, args)
+    model = model_from_args(args.model, args)
+    components = components_from_args(model, args)
+    batch = batch_from_args(model, args)
     frame = run_ablation_sweep(
         model,
         batch,

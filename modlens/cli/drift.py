@@ -5,14 +5,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from modlens.cli.common import load_cli_model, task_batch
+from modlens.cli.common import batch_from_args, model_from_args
 from modlens.drift import (
     MEASURES,
+    activation_drift_by_layer,
     check_tokenizers,
     run_activation_drift,
     run_weight_drift,
     summarize_activation_drift,
     summarize_weight_drift,
+    weight_drift_by_layer,
 )
 from modlens.errors import ConfigError
 from modlens.models import check_pair
@@ -31,11 +33,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"unknown --measures {', '.join(unknown) or '(none)'}; choose from {', '.join(MEASURES)}")
     if args.batch_size <= 0 or args.top_k <= 0:
         raise ConfigError("--batch-size and --top-k must be positive")
-    base = load_cli_model(args.base, args)
-    tuned = load_cli_model(args.tuned, args, revision_arg="tuned_revision")
+    base = model_from_args(args.base, args)
+    tuned = model_from_args(args.tuned, args, revision_arg="tuned_revision")
     check_pair(base, tuned)
     check_tokenizers(base, tuned)
-    batch = task_batch(base, args)
+    batch = batch_from_args(base, args)
 
     weights = run_weight_drift(base, tuned, top_k=args.top_k)
     activations = run_activation_drift(
@@ -87,25 +89,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _figures(weights: pd.DataFrame, activations: pd.DataFrame, measures: tuple[str, ...]) -> dict:
-    layered = weights[weights["layer"].notna() & weights["head"].isna()]
+    similarity = tuple(m for m in measures if m in ("linear_cka", "debiased_cka", "cosine"))
+    by_weight, by_activation = weight_drift_by_layer(weights), activation_drift_by_layer(activations)
+    resid = by_activation[by_activation["hook"] == "resid_post"]
     depth = pd.concat(
         [
-            layered.groupby("layer", as_index=False)["rel_change"].mean().assign(model="weights: rel_change"),
-            *(
-                activations[activations["hook"] == "resid_post"].assign(
-                    rel_change=1 - activations[measure], model=f"resid_post: 1 − {measure}"
-                )[["layer", "rel_change", "model"]]
-                for measure in measures
-                if measure in ("linear_cka", "debiased_cka", "cosine")
-            ),
+            by_weight[by_weight["measure"] == "rel_change"].assign(model="weights: rel_change"),
+            *(resid[resid["measure"] == f"1-{m}"].assign(model=f"resid_post: 1 − {m}") for m in similarity),
         ]
-    )
+    ).rename(columns={"drift": "rel_change"})[["layer", "rel_change", "model"]]
     figures = {
         "Weight drift per layer and matrix": plot_weight_drift_heatmap(weights),
         "Drift by depth": plot_drift_by_depth(depth, value="rel_change", title="Drift by depth"),
         "Spectral split": plot_spectral_split(weights),
     }
-    similarity = tuple(m for m in measures if m in ("linear_cka", "debiased_cka", "cosine"))
     if similarity:
         figures["Activation similarity by layer"] = plot_cka_by_layer(activations, measures=similarity)
     return figures

@@ -4,26 +4,22 @@ import argparse
 
 import pandas as pd
 
-from modlens.cli.common import load_cli_model, task_batch
+from modlens.cli.common import batch_from_args, model_from_args
 from modlens.interventions.replacements import Replacement
 from modlens.masks import fit_mask, save_mask
 from modlens.modularity import masked_accuracy
 from modlens.outputs import check_out_dir, write_outputs
 from modlens.plots.masks import plot_mask_density
 from modlens.report import save_figure_html
-from modlens.tasks import SyntheticTask, answer_accuracy, task_layout_of
+from modlens.tasks import answer_accuracy
 
 
 def run(args: argparse.Namespace) -> int:
     out = check_out_dir(args.out, overwrite=args.replace)
-    model = load_cli_model(args.model, args)
-    evaluation = task_batch(model, args)
-    if args.prompts:
-        fit_batch = evaluation
-    else:  # fit on the train split, report on the held-out test split
-        fit_batch = SyntheticTask.from_name(args.task, task_layout_of(model)).sample(
-            args.n_examples, split="train", seed=args.seed
-        )
+    model = model_from_args(args.model, args)
+    evaluation = batch_from_args(model, args)
+    # fit on the train split, report on the held-out test split (a prompts file is both)
+    fit_batch = evaluation if args.prompts else batch_from_args(model, args, split="train")
     mask = fit_mask(
         model,
         fit_batch,

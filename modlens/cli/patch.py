@@ -7,8 +7,7 @@ import pandas as pd
 from transformers import PreTrainedTokenizerBase
 
 from modlens.ablation import compare_attribution
-from modlens.cli.ablate import resolve_components
-from modlens.cli.common import load_cli_model
+from modlens.cli.common import components_from_args, model_from_args
 from modlens.errors import ConfigError
 from modlens.outputs import check_out_dir, write_outputs
 from modlens.patching import (
@@ -46,8 +45,8 @@ def _tokens(tokenizer: PreTrainedTokenizerBase | None, pairs: PatchingBatch) -> 
 def run(args: argparse.Namespace) -> int:
     out = check_out_dir(args.out, overwrite=args.replace)
     positions = parse_positions(args.positions)
-    model = load_cli_model(args.model, args)
-    components = resolve_components(model.spec, args.components)
+    model = model_from_args(args.model, args)
+    components = components_from_args(model, args)
     pairs = load_patching_batch(args.prompts, model.tokenizer, n_ctx=model.spec.n_ctx)
     metric = patching_metric(model, pairs)
     directions = DIRECTIONS if args.direction == "both" else (args.direction,)

@@ -13,7 +13,14 @@ from modlens.drift.cka import (
     rbf_cka,
 )
 from modlens.drift.spectra import SpectralSplit, principal_angles, spectral_split
-from modlens.drift.summary import depth_summary, layer_depth, summarize_activation_drift, summarize_weight_drift
+from modlens.drift.summary import (
+    activation_drift_by_layer,
+    depth_summary,
+    layer_depth,
+    summarize_activation_drift,
+    summarize_weight_drift,
+    weight_drift_by_layer,
+)
 from modlens.drift.weights import run_weight_drift
 
 __all__ = [
@@ -21,6 +28,7 @@ __all__ = [
     "MEASURES",
     "MinibatchCKA",
     "SpectralSplit",
+    "activation_drift_by_layer",
     "center_gram",
     "check_tokenizers",
     "cka_from_grams",
@@ -38,4 +46,5 @@ __all__ = [
     "spectral_split",
     "summarize_activation_drift",
     "summarize_weight_drift",
+    "weight_drift_by_layer",
 ]

@@ -49,25 +49,31 @@ def depth_summary(drift: ArrayLike, layer: ArrayLike, n_layers: int) -> dict[str
     }
 
 
-def summarize_weight_drift(weights: pd.DataFrame, *, n_layers: int | None = None) -> pd.DataFrame:
-    """Depth summary of ``run_weight_drift`` output, one row per measure (``rel_change``, ``1-cosine``).
+def weight_drift_by_layer(weights: pd.DataFrame) -> pd.DataFrame:
+    """Per-layer weight drift of ``run_weight_drift`` output: one row per measure (``rel_change``, ``1-cosine``)
+    and layer, ``drift`` the mean over the layer's whole matrices (not per-head rows, not embeddings)."""
+    return _by_layer(weights[weights["layer"].notna() & weights["head"].isna()], WEIGHT_DRIFTS, ())
 
-    Uses the whole-matrix rows of the layered matrices (not per-head rows, not embeddings); each layer's
-    drift is the mean over its matrices.
-    """
-    rows = weights[weights["layer"].notna() & weights["head"].isna()]
-    return _summarize(rows, WEIGHT_DRIFTS, (), n_layers)
+
+def activation_drift_by_layer(activations: pd.DataFrame) -> pd.DataFrame:
+    """Per-layer activation drift of ``run_activation_drift`` output: one row per hook, measure
+    (``1-linear_cka``, ...) and layer."""
+    return _by_layer(activations, ACTIVATION_DRIFTS, ("hook",))
+
+
+def summarize_weight_drift(weights: pd.DataFrame, *, n_layers: int | None = None) -> pd.DataFrame:
+    """Depth summary of ``run_weight_drift`` output, one row per measure (``rel_change``, ``1-cosine``), over
+    ``weight_drift_by_layer``."""
+    return _summarize(weight_drift_by_layer(weights), (), n_layers)
 
 
 def summarize_activation_drift(activations: pd.DataFrame, *, n_layers: int | None = None) -> pd.DataFrame:
     """Depth summary of ``run_activation_drift`` output, one row per hook and measure (``1-linear_cka``, ...)."""
-    return _summarize(activations, ACTIVATION_DRIFTS, ("hook",), n_layers)
+    return _summarize(activation_drift_by_layer(activations), ("hook",), n_layers)
 
 
-def _summarize(frame: pd.DataFrame, drifts: dict[str, str], group: Sequence[str], n_layers: int | None) -> pd.DataFrame:
-    if frame.empty:
-        raise ModlensError("no layered rows to summarise")
-    n = n_layers if n_layers is not None else int(frame["layer"].max()) + 1
+def _by_layer(frame: pd.DataFrame, drifts: dict[str, str], group: Sequence[str]) -> pd.DataFrame:
+    """Each measure turned into a non-negative drift (``1 - similarity``), averaged per layer within each group."""
     out = []
     groups = frame.groupby(list(group), sort=False) if group else [((), frame)]
     for key, part in groups:
@@ -78,5 +84,16 @@ def _summarize(frame: pd.DataFrame, drifts: dict[str, str], group: Sequence[str]
             value = part[column].astype(float)
             drift = value if measure == column else 1.0 - value
             per_layer = drift.groupby(part["layer"].astype(int)).mean()
-            out.append(keys | {"measure": measure} | depth_summary(per_layer.to_numpy(), per_layer.index, n))
+            out += [keys | {"measure": measure, "layer": int(layer), "drift": d} for layer, d in per_layer.items()]
+    return pd.DataFrame(out, columns=[*group, "measure", "layer", "drift"])
+
+
+def _summarize(by_layer: pd.DataFrame, group: Sequence[str], n_layers: int | None) -> pd.DataFrame:
+    if by_layer.empty:
+        raise ModlensError("no layered rows to summarise")
+    n = n_layers if n_layers is not None else int(by_layer["layer"].max()) + 1
+    out = []
+    for key, part in by_layer.groupby([*group, "measure"], sort=False):
+        keys = dict(zip([*group, "measure"], key, strict=True))
+        out.append(keys | depth_summary(part["drift"].to_numpy(), part["layer"].to_numpy(), n))
     return pd.DataFrame(out, columns=[*group, *SUMMARY_COLUMNS])

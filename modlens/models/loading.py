@@ -76,17 +76,18 @@ def load_model(
     path = Path(text).expanduser()
     if path.exists():
         return _from_directory(path, device, dtype, trust_remote_code)
-    if _looks_like_path(text):
+    if looks_like_path(text):
         raise ModelLoadError(f"model path {text!r} does not exist")
     return _from_hub(text, revision, device, dtype, trust_remote_code)
 
 
-def _looks_like_path(text: str) -> bool:
+def looks_like_path(text: str) -> bool:
     """Hub ids are ``name`` or ``org/name``; anything else that names a missing file is a missing path."""
-    return text.startswith((".", "/", "~")) or text.count("/") > 1 or text.endswith("/") or "\\" in text
+    return not text or text.startswith((".", "/", "~")) or text.count("/") > 1 or text.endswith("/") or "\\" in text
 
 
-def _from_directory(path: Path, device: torch.device, dtype: torch.dtype, trust: bool) -> Model:
+def check_model_directory(path: Path) -> None:
+    """Raises ``ModelLoadError`` unless the existing ``path`` is a directory holding ``config.json``."""
     if not path.is_dir():
         raise ModelLoadError(f"{str(path)!r} is a file; pass the directory holding config.json and the weights")
     if not (path / "config.json").is_file():
@@ -94,6 +95,10 @@ def _from_directory(path: Path, device: torch.device, dtype: torch.dtype, trust:
             f"directory {str(path)!r} holds no model: no config.json (expected a Hugging Face model "
             "directory written by save_pretrained or modlens.save_model)"
         )
+
+
+def _from_directory(path: Path, device: torch.device, dtype: torch.dtype, trust: bool) -> Model:
+    check_model_directory(path)
     try:
         hf = AutoModelForCausalLM.from_pretrained(
             path, dtype=dtype, attn_implementation="eager", trust_remote_code=trust

@@ -7,9 +7,10 @@ from typing import Any
 import pandas as pd
 
 from modlens.executors import Unit, run_units
+from modlens.resolve import ModelRef, TaskRef
 from modlens.store import Store
-from modlens.sweep.spec import AblationJob, DriftJob, Job, MaskJob, ModelRef, SweepSpec, TaskRef
-from modlens.sweep.units import ablation_unit, activation_drift_unit, mask_unit, weight_drift_unit
+from modlens.sweep.analyses import ablation_unit, activation_drift_unit, mask_unit, weight_drift_unit
+from modlens.sweep.spec import AblationJob, DriftJob, Job, MaskJob, SweepSpec
 
 STORE_KIND = "sweep"
 
@@ -32,12 +33,12 @@ def _expand_job(job: Job, device: str, dtype: str) -> list[Unit]:
         coords = _coords(job, model=model.label, task=task.label, method=method, seed=seed)
         common = {
             "coords": coords,
-            "model": _model_ref(model, dtype),
-            "task": _ref(task),
+            "model": model,
+            "task": task,
             "method": method,
             "seed": seed,
         }
-        common |= {"n_examples": job.n_examples, "device": device}
+        common |= {"n_examples": job.n_examples, "device": device, **_dtype(dtype)}
         if isinstance(job, AblationJob):
             kwargs = common | {
                 "components": list(job.components),
@@ -59,7 +60,7 @@ def _expand_job(job: Job, device: str, dtype: str) -> list[Unit]:
 def _drift_units(job: DriftJob, device: str, dtype: str) -> list[Unit]:
     units = []
     for base, tuned in job.pairs:
-        pair = {"base": _model_ref(base, dtype), "tuned": _model_ref(tuned, dtype), "device": device}
+        pair = {"base": base, "tuned": tuned, "device": device, **_dtype(dtype)}
         labels = {"model": tuned.label, "base": base.label}
         if job.weights:
             coords = _coords(job, **labels, task=None, method="weights", seed=None)
@@ -68,7 +69,7 @@ def _drift_units(job: DriftJob, device: str, dtype: str) -> list[Unit]:
             coords = _coords(job, **labels, task=task.label, method="activations", seed=seed)
             kwargs = pair | {
                 "coords": coords,
-                "task": _ref(task),
+                "task": task,
                 "measures": list(job.measures),
                 "batch_size": job.batch_size,
                 "seed": seed,
@@ -87,17 +88,15 @@ def _coords(job: Job, **coords: Any) -> dict[str, Any]:
     return {name: values.get(name) for name in COORDINATES}
 
 
-def _ref(ref: ModelRef | TaskRef) -> dict[str, Any]:
-    return dataclasses.asdict(ref)
-
-
-def _model_ref(ref: ModelRef, dtype: str) -> dict[str, Any]:
-    """The model reference a unit loads; the dtype only when not the default, so float32 units keep their keys."""
-    return _ref(ref) | ({} if dtype == "float32" else {"dtype": dtype})
+def _dtype(dtype: str) -> dict[str, str]:
+    """The dtype a unit loads its models in; left out when the default, so float32 units keep their settings."""
+    return {} if dtype == "float32" else {"dtype": dtype}
 
 
 def _unit(fn: Any, coords: dict[str, Any], kwargs: dict[str, Any], job: Job) -> Unit:
-    settings = {k: v for k, v in kwargs.items() if k != "coords"}
+    # the record's copy of the settings is JSON: model and task references as their fields
+    settings = {k: dataclasses.asdict(v) if isinstance(v, ModelRef | TaskRef) else v for k, v in kwargs.items()}
+    del settings["coords"]
     return Unit(
         key=unit_key(**coords), fn=fn, kwargs=kwargs, meta={"coords": coords, "unit": settings, "job": job.name}
     )

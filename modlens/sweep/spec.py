@@ -5,38 +5,18 @@ Paths in the file (model directories, prompt files, ``out``) are relative to the
 
 import dataclasses
 import os
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from modlens.ablation import ABLATIONS
-from modlens.components import SELECTIONS, parse_component
-from modlens.config import config_from_mapping, parse_overrides
+from modlens import names
+from modlens.config import config_from_mapping, parse_overrides, read_toml
 from modlens.drift import MEASURES
 from modlens.errors import ConfigError, ModlensError
-from modlens.masks import METHODS as MASK_METHODS
 from modlens.models.loading import DTYPES
-from modlens.tasks import METRICS, load_prompts, parse_task_name
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """A model of the grid: ``source`` is an absolute directory or a hub id; ``label`` is how the file wrote it."""
-
-    source: str
-    revision: str | None
-    label: str
-
-
-@dataclass(frozen=True)
-class TaskRef:
-    """A task of the grid: a synthetic task ``name`` or a JSONL ``prompts`` file (absolute path)."""
-
-    name: str | None
-    prompts: str | None
-    label: str
+from modlens.resolve import ModelRef, TaskRef, component_list, model_ref, task_ref
+from modlens.tasks import METRICS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,8 +26,8 @@ class AblationJob:
 
     kind: Literal["ablation"] = "ablation"
     name: str = ""
-    models: tuple[Any, ...] = ()
-    tasks: tuple[Any, ...] = ()
+    models: tuple[ModelRef, ...] = ()
+    tasks: tuple[TaskRef, ...] = ()
     methods: tuple[str, ...] = ("mean",)
     components: tuple[str, ...] = ("heads",)
     metric: str = "loss"
@@ -62,8 +42,8 @@ class MaskJob:
 
     kind: Literal["mask"] = "mask"
     name: str = ""
-    models: tuple[Any, ...] = ()
-    tasks: tuple[Any, ...] = ()
+    models: tuple[ModelRef, ...] = ()
+    tasks: tuple[TaskRef, ...] = ()
     methods: tuple[str, ...] = ("continuous_sparsification",)
     granularity: Literal["component", "weight"] = "component"
     sparsity: float = 0.5
@@ -79,8 +59,8 @@ class DriftJob:
 
     kind: Literal["drift"] = "drift"
     name: str = ""
-    pairs: tuple[Any, ...] = ()
-    tasks: tuple[Any, ...] = ()
+    pairs: tuple[tuple[ModelRef, ModelRef], ...] = ()
+    tasks: tuple[TaskRef, ...] = ()
     measures: tuple[str, ...] = ("linear_cka", "debiased_cka", "cosine")
     weights: bool = True
     top_k: int = 8
@@ -141,12 +121,7 @@ def load_sweep(path: "str | os.PathLike[str]", overrides: Iterable[str] = ()) ->
             unknown job kinds, methods, measures, metrics or task names, missing model or prompt paths.
     """
     file = Path(path).expanduser()
-    if not file.is_file():
-        raise ConfigError(f"sweep file {str(file)!r} does not exist")
-    try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{file.name}: malformed TOML ({err})") from err
+    data = read_toml(file, what="sweep file")
     return parse_sweep(data, base_dir=file.resolve().parent, overrides=overrides, where=file.name)
 
 
@@ -222,49 +197,65 @@ def _job(index: int, raw: Mapping[str, Any], base_dir: Path, where: str) -> Job:
     context += f" ({kind})"
     values = dict(raw)
     values.setdefault("name", f"{kind}{index}")
+    # models, tasks and pairs are resolved to references by _check, not coerced like the other keys
+    refs = {key: values.pop(key) for key in _REF_KEYS if key in values and key in _fields(kind)}
     try:
         _check_scalars(JOB_KINDS[kind], values)
         job = config_from_mapping(JOB_KINDS[kind], values)
     except ModlensError as err:
         raise ConfigError(f"{context}: {err}") from None
     try:
-        return _check(job, base_dir)
+        return _check(job, refs, base_dir)
     except ModlensError as err:
         raise ConfigError(f"{context}: {err}") from None
 
 
-def _check(job: Job, base_dir: Path) -> Job:
-    """Range and name checks, and models / tasks resolved against the file's directory."""
+_REF_KEYS = ("models", "tasks", "pairs")
+
+
+def _list(key: str, value: Any) -> list[Any]:
+    """A list of the file (or of an override: comma-separated)."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    if not isinstance(value, list | tuple):
+        raise ConfigError(f"{key} must be a list, got {value!r}")
+    return list(value)
+
+
+def _check(job: Job, refs: Mapping[str, Any], base_dir: Path) -> Job:
+    """Range and name checks, and the models, tasks and pairs in ``refs`` resolved against the file's directory."""
     if not job.name or "|" in job.name:
         raise ConfigError(f"name must be non-empty and free of '|', got {job.name!r}")
     if not job.seeds:
         raise ConfigError("seeds must list at least one seed")
     if job.n_examples <= 0:
         raise ConfigError(f"n_examples must be positive, got {job.n_examples}")
-    tasks = tuple(_task(t, base_dir) for t in job.tasks)
+    tasks = tuple(task_ref(t, base_dir=base_dir) for t in _list("tasks", refs.get("tasks", [])))
     if isinstance(job, DriftJob):
         _choices("measures", job.measures, MEASURES)
         if job.top_k <= 0 or job.batch_size <= 0:
             raise ConfigError("top_k and batch_size must be positive")
-        if not job.pairs:
+        raw_pairs = _list("pairs", refs.get("pairs", []))
+        if not raw_pairs:
             raise ConfigError("pairs must list at least one [base, tuned] pair")
-        pairs = tuple(_pair(p, base_dir) for p in job.pairs)
+        pairs = tuple(_pair(p, base_dir) for p in raw_pairs)
         if not job.weights and not tasks:
             raise ConfigError("with weights = false, give tasks for activation drift")
         return dataclasses.replace(job, pairs=pairs, tasks=tasks)
-    if not job.models:
+    raw_models = _list("models", refs.get("models", []))
+    if not raw_models:
         raise ConfigError("models must list at least one model")
     if not tasks:
         raise ConfigError("tasks must list at least one task")
-    models = tuple(_model(m, base_dir) for m in job.models)
+    models = tuple(model_ref(m, base_dir=base_dir) for m in raw_models)
     if isinstance(job, AblationJob):
-        _choices("methods", job.methods, tuple(ABLATIONS))
+        _choices("methods", job.methods, names.REPLACEMENTS)
         _choices("metric", (job.metric,), tuple(METRICS))
-        _components(job.components)
+        component_list(job.components)
         if job.memory_budget_mb <= 0:
             raise ConfigError(f"memory_budget_mb must be positive, got {job.memory_budget_mb}")
     else:
-        _choices("methods", job.methods, tuple(MASK_METHODS))
+        _choices("methods", job.methods, names.ALGORITHMS)
         if not 0 < job.sparsity < 1:
             raise ConfigError(f"sparsity must be in (0, 1), got {job.sparsity}")
         if job.steps <= 0:
@@ -280,61 +271,7 @@ def _choices(key: str, values: tuple[str, ...], valid: tuple[str, ...]) -> None:
             raise ConfigError(f"unknown {key} entry {value!r}; valid: {', '.join(valid)}")
 
 
-def _components(components: tuple[str, ...]) -> None:
-    if len(components) == 1 and components[0] in SELECTIONS:
-        return
-    if not components:
-        raise ConfigError(f"components must be a group ({', '.join(SELECTIONS)}) or a list of addresses")
-    for text in components:
-        parse_component(text)
-
-
-def _model(value: Any, base_dir: Path) -> ModelRef:
-    source: Any
-    revision: Any
-    if isinstance(value, str):
-        source, revision = value, None
-    elif isinstance(value, Mapping):
-        unknown = sorted(set(value) - {"source", "revision"})
-        if unknown:
-            raise ConfigError(f"unknown model key {unknown[0]!r}; valid keys: revision, source")
-        source, revision = value.get("source"), value.get("revision")
-        if not isinstance(source, str) or not (revision is None or isinstance(revision, str)):
-            raise ConfigError(f'a model table needs source = "..." and optionally revision = "...", got {value!r}')
-    else:
-        raise ConfigError(f"a model is a path, a hub id or {{source, revision}}, got {value!r}")
-    label = source if revision is None else f"{source}@{revision}"
-    path = base_dir / Path(source).expanduser()
-    if path.exists():
-        if not (path / "config.json").is_file():
-            raise ConfigError(f"model directory {source!r} holds no config.json")
-        return ModelRef(str(path.resolve()), revision, label)
-    if _looks_like_path(source):
-        raise ConfigError(f"model path {source!r} does not exist (relative to {str(base_dir)!r})")
-    return ModelRef(source, revision, label)  # a hub id, resolved when the unit loads it
-
-
-def _looks_like_path(text: str) -> bool:
-    """Hub ids are ``name`` or ``org/name``; anything else that names a missing file is a missing path."""
-    return not text or text.startswith((".", "/", "~")) or text.count("/") > 1 or text.endswith("/") or "\\" in text
-
-
 def _pair(value: Any, base_dir: Path) -> tuple[ModelRef, ModelRef]:
     if not isinstance(value, list | tuple) or len(value) != 2:
         raise ConfigError(f"a pair is [base, tuned], got {value!r}")
-    return _model(value[0], base_dir), _model(value[1], base_dir)
-
-
-def _task(value: Any, base_dir: Path) -> TaskRef:
-    if isinstance(value, str):
-        parse_task_name(value)
-        return TaskRef(value, None, value)
-    if isinstance(value, Mapping):
-        if set(value) != {"prompts"} or not isinstance(value["prompts"], str):
-            raise ConfigError(f'a prompt-file task is {{prompts = "FILE.jsonl"}}, got {value!r}')
-        path = base_dir / Path(value["prompts"]).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"prompts file {value['prompts']!r} does not exist (relative to {str(base_dir)!r})")
-        load_prompts(path)  # malformed lines fail now, naming the line, not in the middle of the run
-        return TaskRef(None, str(path.resolve()), value["prompts"])
-    raise ConfigError(f'a task is a synthetic task name or {{prompts = "FILE.jsonl"}}, got {value!r}')
+    return model_ref(value[0], base_dir=base_dir), model_ref(value[1], base_dir=base_dir)

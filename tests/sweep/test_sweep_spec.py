@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modlens.errors import ConfigError, ModlensError
+from modlens.resolve import ModelRef
 from modlens.sweep import AblationJob, DriftJob, MaskJob, load_sweep, parse_sweep
 
 
@@ -107,7 +108,7 @@ def test_missing_model_paths_are_found_before_any_work(sweep_dir):
     message = _bad(sweep_dir, lambda d: d["jobs"][2].update(pairs=[["models/base", "/no/such/dir"]]))
     assert "'/no/such/dir' does not exist" in message
     (sweep_dir / "not_a_model").mkdir(exist_ok=True)
-    assert "holds no config.json" in _bad(sweep_dir, lambda d: d["jobs"][0].update(models=["not_a_model"]))
+    assert "holds no model" in _bad(sweep_dir, lambda d: d["jobs"][0].update(models=["not_a_model"]))
 
 
 def test_structure_errors(sweep_dir):
@@ -152,8 +153,9 @@ def test_dtype_reaches_every_model_and_the_fingerprint_only_when_not_float32(swe
     default = load_sweep(sweep_dir / "sweep.toml")
     half = load_sweep(sweep_dir / "sweep.toml", ["dtype=bfloat16"])
     assert "dtype" not in default.config() and half.config()["dtype"] == "bfloat16"
-    refs = [u.kwargs.get("model") or u.kwargs["tuned"] for u in expand(half)]
-    assert refs and all(r["dtype"] == "bfloat16" for r in refs)
-    assert all("dtype" not in (u.kwargs.get("model") or u.kwargs["tuned"]) for u in expand(default))
+    units = expand(half)
+    assert units and all(isinstance(u.kwargs.get("model") or u.kwargs["tuned"], ModelRef) for u in units)
+    assert all(u.kwargs["dtype"] == "bfloat16" for u in units)
+    assert all("dtype" not in u.kwargs for u in expand(default))
     with pytest.raises(ConfigError, match="unknown dtype 'float8'; choose one of float32, bfloat16, float16"):
         load_sweep(sweep_dir / "sweep.toml", ["dtype=float8"])
