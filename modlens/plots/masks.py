@@ -52,6 +52,15 @@ def plot_modularity_scores(df: pd.DataFrame, *, title: str | None = None) -> go.
             )
         )
     fig.add_hline(y=0, line_color="#444", line_width=1)
+    if not scores["value"].notna().any():  # an empty plot would look like a drawing error
+        fig.add_annotation(
+            text="no finite score: masks that fail the faithfulness gate are not scored",
+            x=0.5,
+            y=0.5,
+            xref="paper",
+            yref="paper",
+            showarrow=False,
+        )
     fig.update_layout(
         template=TEMPLATE,
         boxmode="group",

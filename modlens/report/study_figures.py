@@ -87,13 +87,13 @@ def study_figures(analysis: StudyAnalysis) -> dict[str, ReportFigure]:
         MAIN: ReportFigure(
             MAIN,
             "Modularity against pretraining quality",
-            plot_metrics_grid(summary, metrics=main, cols=min(PANELS_PER_ROW, len(main))),
+            _untitled(plot_metrics_grid(summary, metrics=main, cols=min(PANELS_PER_ROW, len(main)))),
             _grid_caption(summary, main, primary),
         ),
         CORRELATIONS: ReportFigure(
             CORRELATIONS,
             "Within-group rank correlations with pretraining loss",
-            plot_correlations(analysis.correlations),
+            _untitled(plot_correlations(analysis.correlations)),
             _correlation_caption(analysis.correlations),
         ),
     }
@@ -103,9 +103,7 @@ def study_figures(analysis: StudyAnalysis) -> dict[str, ReportFigure]:
         figures[OTHER_METRICS] = ReportFigure(
             OTHER_METRICS,
             "Other metrics against pretraining quality",
-            plot_metrics_grid(
-                summary, metrics=ordered, title="Other metrics against pretraining quality (95% t interval)"
-            ),
+            _untitled(plot_metrics_grid(summary, metrics=ordered)),
             _grid_caption(summary, ordered, ()),
         )
     return figures
@@ -119,7 +117,10 @@ def drift_figures(drift_layers: pd.DataFrame) -> dict[str, ReportFigure]:
         per = drift_by_layer(drift_layers, column)
         if per.empty:
             continue
-        per["model"] = [f"{d} layers, step {s}" for d, s in zip(per["depth"], per["step"], strict=True)]
+        per["model"] = [
+            f"{d} layers, step {s}" + (" (random init)" if s == CONTROL_STEP else "")
+            for d, s in zip(per["depth"], per["step"], strict=True)
+        ]
         runs = _span(per["n_runs"])
         caption = (
             f"{label(column)[0].upper()}{label(column)[1:]} of each layer of the fine-tuned models, against the "
@@ -127,7 +128,7 @@ def drift_figures(drift_layers: pd.DataFrame) -> dict[str, ReportFigure]:
             f"(steps {_steps(per['step'])}), each the mean over {runs} run{'' if runs == '1' else 's'}. {HALVES} "
             f"The metric {share} is the upper half's share of the drift summed over layers."
         )
-        figures[name] = ReportFigure(name, heading, plot_drift_by_depth(per, value=column, title=heading), caption)
+        figures[name] = ReportFigure(name, heading, _untitled(plot_drift_by_depth(per, value=column)), caption)
     return figures
 
 
@@ -148,8 +149,13 @@ def mask_figures(mask_layers: pd.DataFrame) -> dict[str, ReportFigure]:
             "corpora, subroutines and mask seeds."
         )
         name = f"mask_density_{depth}_layers"
-        figures[name] = ReportFigure(name, heading, plot_mask_density(per, title=heading), caption)
+        figures[name] = ReportFigure(name, heading, _untitled(plot_mask_density(per)), caption)
     return figures
+
+
+def _untitled(fig: go.Figure) -> go.Figure:
+    """The figure without its own title: on the page its heading and caption say what it shows."""
+    return fig.update_layout(title=None, margin={"t": 40})
 
 
 def _grid_caption(summary: pd.DataFrame, metrics: Sequence[str], primary: Sequence[str]) -> str:
@@ -181,6 +187,11 @@ def _correlation_caption(correlations: pd.DataFrame) -> str:
     units = _span(defined["n_units"]) if len(defined) else "0"
     runs = _span(defined["n_runs"]) if len(defined) else "0"
     scopes = len(set(correlations["scope"]) - {WITHIN})
+    if defined.empty:
+        return (
+            "Spearman rank correlation ρ between held-out pretraining loss and each metric within each group of runs: "
+            "no metric has one yet (the reason follows each name)."
+        )
     text = (
         "Spearman rank correlation ρ between held-out pretraining loss and each metric within each group of runs "
         f"(dot), with its interval (bar), over {units} pretrained units of {runs} runs per metric. ρ below 0: the "

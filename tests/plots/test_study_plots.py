@@ -61,7 +61,8 @@ def test_grid(summary):
     titles = [a.text for a in fig.layout.annotations]
     assert titles == ["heldout_composite_accuracy", "mask_iou_excess", "novel_metric"]  # registry order, then others
     assert fig.layout.xaxis.title.text == PANEL_LOSS_AXIS and fig.layout.xaxis3.autorange == "reversed"
-    assert fig.layout.yaxis2.title.text == "mask IoU between subroutines minus random-mask IoU"
+    assert fig.layout.yaxis2.title.text.replace("<br>", " ") == "mask IoU between subroutines minus random-mask IoU"
+    assert fig.layout.xaxis.type == "log"
     assert sum(bool(t.showlegend) for t in fig.data) == 3  # two groups + the control, once
 
 
