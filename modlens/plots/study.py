@@ -20,7 +20,6 @@ LOSS_AXIS = "held-out pretraining loss (nats/token, log scale); better pretraini
 PANEL_LOSS_AXIS = "pretraining loss (nats/token, log), better →"
 # Loss on a log axis: random init (~3 nats) and well-pretrained checkpoints (~0.01) both stay readable, and the
 # analysis is rank-based (Spearman), so a monotone rescaling of the axis shows exactly what it tests.
-_LOSS_AXIS_STYLE = {"type": "log", "autorange": "reversed"}
 RHO_AXIS = "within-group Spearman ρ(held-out pretraining loss, metric), unitless"
 _BOTTOM_LEGEND = {"orientation": "h", "yanchor": "top", "x": 0, "xanchor": "left"}
 CONTROL_NAME = "random init (step 0)"
@@ -30,7 +29,8 @@ def plot_metric_vs_quality(summary: pd.DataFrame, *, metric: str, title: str | N
     """One metric against held-out pretraining loss (axis reversed: better pretraining to the right).
 
     One line per depth/corpus/noise group through its pretrained checkpoints, with t intervals over
-    pretraining runs on both axes; the random-init control (step 0) of each group is a separate cross.
+    pretraining runs of the metric (the loss's own intervals are in the report's per-checkpoint table); the
+    random-init control (step 0) of each group is a separate cross.
 
     Args:
         summary: ``modlens.analysis.summarize_levels`` output.
@@ -47,7 +47,7 @@ def plot_metric_vs_quality(summary: pd.DataFrame, *, metric: str, title: str | N
         legend=_BOTTOM_LEGEND | {"y": -0.2},
         height=520,
     )
-    fig.update_xaxes(title=LOSS_AXIS, **_LOSS_AXIS_STYLE)
+    fig.update_xaxes(title=LOSS_AXIS, **_loss_axis(part["pretrain_loss"]))
     fig.update_yaxes(title=metric_info(metric).label)
     return fig
 
@@ -85,7 +85,8 @@ def plot_metrics_grid(
             fig.add_trace(trace, row=row + 1, col=col + 1)
         fig.update_xaxes(title_text=PANEL_LOSS_AXIS, row=row + 1, col=col + 1)
         fig.update_yaxes(title_text=_wrap(metric_info(metric).label), row=row + 1, col=col + 1)
-    fig.update_xaxes(**_LOSS_AXIS_STYLE)
+    # one x range for every panel, so positions compare across panels
+    fig.update_xaxes(**_loss_axis(summary.loc[summary["metric"].isin(metrics), "pretrain_loss"]))
     fig.update_xaxes(title_font_size=11)
     fig.update_yaxes(title_font_size=11)
     fig.update_annotations(font_size=13)
@@ -116,7 +117,6 @@ def _legend_in_empty_cells(fig: go.Figure, n_panels: int, rows: int, cols: int) 
             "xanchor": "left",
             "y": first.yaxis.domain[1],
             "yanchor": "top",
-            "title": {"text": "pretraining runs"},
         }
     )
 
@@ -188,6 +188,29 @@ def plot_correlations(
     return fig
 
 
+def _loss_axis(losses: pd.Series) -> dict:
+    """A reversed log axis over the given losses (better pretraining to the right), ticked at powers of ten
+    (at its two ends when it spans less than two of them)."""
+    values = np.asarray(losses, dtype=float)
+    values = values[np.isfinite(values) & (values > 0)]
+    if values.size == 0:
+        return {"type": "log", "autorange": "reversed"}
+    low, high = float(np.log10(values.min())), float(np.log10(values.max()))
+    pad = max(0.08 * (high - low), 0.05)
+    low, high = low - pad, high + pad
+    ticks = [10.0**k for k in range(math.ceil(low), math.floor(high) + 1)]
+    if len(ticks) < 2:  # less than a decade: a few round values across it
+        rounded = {float(f"{v:.1g}") for v in np.geomspace(10**low, 10**high, 5)}
+        ticks = sorted(t for t in rounded | set(ticks) if low <= math.log10(t) <= high)
+    return {
+        "type": "log",
+        "range": [high, low],  # reversed
+        "tickmode": "array",
+        "tickvals": ticks,
+        "ticktext": [f"{t:g}" for t in ticks],
+    }
+
+
 def _wrap(text: str, width: int = 34) -> str:
     """A panel's axis title on lines of at most about ``width`` characters (plotly does not wrap)."""
     lines: list[str] = []
@@ -244,9 +267,6 @@ def _traces(part: pd.DataFrame, *, legend: bool) -> list[go.Scatter]:
                     },
                     line={"color": colour},
                     error_y=_error(rows["mean"], rows["ci_low"], rows["ci_high"]),
-                    error_x=_error(
-                        rows["pretrain_loss"], rows.get("pretrain_loss_low"), rows.get("pretrain_loss_high"), width=0
-                    ),
                     customdata=np.stack([rows["step"], rows.get("n_runs", rows["step"] * 0)], axis=1),
                     hovertemplate=name + "<br>step %{customdata[0]} (%{customdata[1]} runs)"
                     "<br>loss %{x:.3g}<br>mean %{y:.3g}<extra></extra>",

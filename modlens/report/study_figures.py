@@ -155,7 +155,7 @@ def mask_figures(mask_layers: pd.DataFrame) -> dict[str, ReportFigure]:
 
 def _untitled(fig: go.Figure) -> go.Figure:
     """The figure without its own title: on the page its heading and caption say what it shows."""
-    return fig.update_layout(title=None, margin={"t": 40})
+    return fig.update_layout(title=None, margin={"t": 60})  # room for the toolbar above the top panels
 
 
 def _grid_caption(summary: pd.DataFrame, metrics: Sequence[str], primary: Sequence[str]) -> str:
@@ -169,7 +169,7 @@ def _grid_caption(summary: pd.DataFrame, metrics: Sequence[str], primary: Sequen
         "Each panel is one metric (y; units in its axis title) against the held-out pretraining loss of the "
         "fine-tuned model's base checkpoint (x, nats/token, reversed: better pretraining to the right). Points: the "
         f"mean over the {runs} pretraining run{'' if runs == '1' else 's'} of each checkpoint (steps "
-        f"{_steps(pretrained['step'])}); bars: {ci:.0%} t intervals over runs, on both axes; lines join the "
+        f"{_steps(pretrained['step'])}); bars: {ci:.0%} t intervals of the metric over runs; lines join the "
         f"checkpoints of {'each of the ' + str(n_groups) + ' groups' if n_groups > 1 else 'the one group'}"
     )
     if (part["step"] == CONTROL_STEP).any():

@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 
 from modlens.analysis import PRIMARY_METRICS, QUESTION
 from modlens.analysis.answer import POWER_STUDIES
-from modlens.analysis.correlation import N_PERM
+from modlens.analysis.correlation import N_PERM, WITHIN
 from modlens.analysis.frame import GROUP_COLUMNS
 from modlens.analysis.metrics import metric_info
 from modlens.analysis.primary import ALPHA
@@ -22,6 +22,8 @@ from modlens.analysis.study import StudyAnalysis, analyse_study
 from modlens.report.study_figures import CORRELATIONS, MAIN, ReportFigure, main_metrics, study_figures
 
 REPORT_FILE = "report.html"
+# Table headers in words for the frame columns shown as they are.
+_HEADERS = {"depth": "depth (layers)", "label_noise": "label noise", "n_units": "units", "n_runs": "runs"}
 _STYLE = (
     "body{font-family:Helvetica,Arial,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222}"
     "table{border-collapse:collapse;font-size:12px;margin:.5em 0 1em}th,td{border:1px solid #ccc;padding:3px 6px;"
@@ -94,7 +96,7 @@ def render_study_report(
         f"<p class='question'><b>Question.</b> {_e(QUESTION)}</p>",
         "<section id='answer'><h2>Answer: the primary metrics</h2>"
         f"<p class='caption'><b>Table 1.</b> {_e(primary_caption(analysis))}</p>"
-        + _table(primary_display(found.primary))
+        + _table(_without_empty_notes(primary_display(found.primary)))
         + "</section>",
         *(figure[n] for n in (MAIN,) if n in figure),
         "<section id='summary'><h2>The answer in words</h2>"
@@ -235,6 +237,8 @@ def _cell(mean: float, low: float, high: float) -> str:
 
 
 def _correlation_table(correlations: pd.DataFrame) -> pd.DataFrame:
+    if correlations["scope"].nunique() == 2:  # one group: its own row repeats the within-groups row
+        correlations = correlations[correlations["scope"] == WITHIN]
     out = correlations[["metric", "scope", "n_units", "n_runs"]].copy()
     out["excluded"] = correlations["n_excluded"].map(lambda v: "" if not np.isfinite(v) else str(int(v)))
     out["ρ(loss, metric) [interval]"] = [_cell(r["rho"], r["ci_low"], r["ci_high"]) for _, r in correlations.iterrows()]
@@ -278,7 +282,11 @@ def _slug(heading: str, index: int) -> str:
 
 
 def _table(df: pd.DataFrame) -> str:
-    return df.to_html(index=False, escape=True, na_rep="—", border=0)
+    return df.rename(columns=_HEADERS).to_html(index=False, escape=True, na_rep="—", border=0)
+
+
+def _without_empty_notes(table: pd.DataFrame) -> pd.DataFrame:
+    return table if table["note"].astype(bool).any() else table.drop(columns="note")
 
 
 def _json(value: Any) -> str:
