@@ -41,7 +41,7 @@ def checkpoint_figures(study_dir: Path) -> dict[str, go.Figure]:
     if not path.is_dir():
         raise SystemExit(f"no checkpoint {path}; run the quick study first: ./run study")
     base = load_model(path)
-    layout = PRESETS["quick"].family().layout
+    layout = PRESETS["quick"].family.layout
     batch = SyntheticTask((TASK,), layout).sample(256, split="test", seed=0)
     components = enumerate_components(base.spec, "head") + enumerate_components(base.spec, "mlp")
     sweep = run_ablation_sweep(base, batch, components, replacement="mean", metric=loss)

@@ -1,14 +1,15 @@
 """Fine-tuning one checkpoint as the study does: a learning rate chosen on validation, two arms.
 
 The stop-at-target arm stops once validation accuracy on the fine-tuning composites reaches the target; the
-fixed-budget arm is the same run after exactly ``fixed_budget_steps`` steps, whatever its accuracy, so every
+fixed-budget arm is the same run after exactly ``finetune.fixed_steps`` steps, whatever its accuracy, so every
 checkpoint gets the same budget and step count cannot pass for modularity.
 """
 
+import dataclasses
 from dataclasses import dataclass
 
 from modlens.models.model import Model
-from modlens.study.config import StudyConfig
+from modlens.study.presets import StudyConfig
 from modlens.study.tasks import StudyTasks
 from modlens.training.finetune import FinetuneConfig, FinetuneResult, finetune
 
@@ -19,7 +20,7 @@ class Tuning:
 
     Attributes:
         target: the stop-at-target arm (its ``model``, ``steps`` and ``reached_target``).
-        fixed_budget: the model after exactly ``fixed_budget_steps`` steps at the same learning rate.
+        fixed_budget: the model after exactly ``study.finetune.fixed_steps`` steps at the same learning rate.
         lr: the learning rate chosen on validation.
         tried: learning rate -> (reached target, steps, final validation accuracy), for the record.
     """
@@ -44,10 +45,10 @@ def finetune_checkpoint(base: Model, tasks: StudyTasks) -> Tuning:
     best: tuple[tuple[bool, int, float], float, FinetuneResult] | None = None
     tried: dict[float, tuple[bool, int, float]] = {}
     for lr in sorted(study.lr_grid, reverse=True):
-        cap = best[2].steps if best is not None and best[2].reached_target else study.finetune_max_steps
+        cap = best[2].steps if best is not None and best[2].reached_target else study.finetune.max_steps
         if cap == 0:  # the base already meets the target: no rate can do better than no step at all
             break
-        fixed = study.fixed_budget_steps if best is None else None
+        fixed = study.finetune.fixed_steps if best is None else None
         result = finetune(
             base,
             tasks.finetune,
@@ -64,7 +65,7 @@ def finetune_checkpoint(base: Model, tasks: StudyTasks) -> Tuning:
     assert best is not None
     _, lr, result = best
     if result.fixed_budget is None:
-        config = finetune_config(study, lr, study.finetune_max_steps, study.fixed_budget_steps)
+        config = finetune_config(study, lr, study.finetune.max_steps, study.finetune.fixed_steps)
         result_with_budget = finetune(
             base, tasks.finetune, config, replay=replay, replay_weights=weights, progress=False
         )
@@ -76,15 +77,5 @@ def finetune_checkpoint(base: Model, tasks: StudyTasks) -> Tuning:
 
 
 def finetune_config(study: StudyConfig, lr: float, max_steps: int, fixed_steps: int | None = None) -> FinetuneConfig:
-    """The study's fine-tuning settings at one learning rate and step budget."""
-    return FinetuneConfig(
-        max_steps=max_steps,
-        target_accuracy=study.target_accuracy,
-        eval_every=study.eval_every,
-        batch_size=study.finetune_batch_size,
-        lr=lr,
-        replay_fraction=study.replay_fraction,
-        n_val=study.n_eval,
-        seed=0,
-        fixed_steps=fixed_steps,
-    )
+    """The study's fine-tuning settings (``study.finetune``) at one learning rate and step budget."""
+    return dataclasses.replace(study.finetune, lr=lr, max_steps=max_steps, fixed_steps=fixed_steps)

@@ -88,7 +88,7 @@ def mechanism_metrics(
         (name, sub, seed): _part(models[name], means[name], tasks, sub, seed)
         for name in models
         for sub in study.subroutines
-        for seed in study.mask_seeds
+        for seed in study.masks.seeds
     }
     composites = {"": tasks.per_task("finetune", N_PER_TASK), "_heldout": tasks.per_task("heldout", N_PER_TASK)}
     out: dict[tuple[str, str], float] = {}
@@ -96,17 +96,17 @@ def mechanism_metrics(
         for source, metric in (("base", "reuse_specificity"), ("tuned", "reuse_specificity_tuned_mask")):
             for kind, batches in composites.items():
                 values = [
-                    _specificity(tuned, means["tuned"], parts[(source, sub, s)], batches) for s in study.mask_seeds
+                    _specificity(tuned, means["tuned"], parts[(source, sub, s)], batches) for s in study.masks.seeds
                 ]
                 out[(metric + kind, sub)] = _mean(values)
-        own = [parts[("tuned", sub, s)] for s in study.mask_seeds]
+        own = [parts[("tuned", sub, s)] for s in study.masks.seeds]
         out[("mask_consistency", sub)] = mask_consistency([p.mask for p in own if p.passed])
-        pairs = [(parts[("base", sub, s)], parts[("tuned", sub, s)]) for s in study.mask_seeds]
+        pairs = [(parts[("base", sub, s)], parts[("tuned", sub, s)]) for s in study.masks.seeds]
         inherited = [_inheritance(b.mask, t.mask) for b, t in pairs if b.passed and t.passed]
         out[("inheritance_precision_excess", sub)] = _mean([p for p, _ in inherited])
         out[("inheritance_recall_excess", sub)] = _mean([r for _, r in inherited])
     first, second = study.subroutines
-    both = [(parts[("tuned", first, s)], parts[("tuned", second, s)]) for s in study.mask_seeds]
+    both = [(parts[("tuned", first, s)], parts[("tuned", second, s)]) for s in study.masks.seeds]
     gated = [(a.mask, b.mask) for a, b in both if a.passed and b.passed]
     out[("mask_iou_excess", "")] = _mean([a.iou(b) - expected_iou(a, b) for a, b in gated])
     out[("mask_iomin_excess", "")] = _mean([a.iomin(b) - expected_iomin(a, b) for a, b in gated])
@@ -123,7 +123,7 @@ def _part(model: Model, means: MeanBaseline, tasks: StudyTasks, sub: str, seed: 
     """``sub``'s part in ``model``: learned on train splits, gated and read on test splits."""
     study = tasks.study
     target, keep = tasks.part_batches(sub, split="train")
-    mask = fit_removal_mask(model, target, keep, reference=means, steps=study.mask_steps, seed=seed)
+    mask = fit_removal_mask(model, target, keep, reference=means, steps=study.masks.steps, seed=seed)
     own, others = tasks.part_batches(sub, split="test")
     gate = check_necessity(
         model,
@@ -131,9 +131,9 @@ def _part(model: Model, means: MeanBaseline, tasks: StudyTasks, sub: str, seed: 
         own,
         others,
         reference=means,
-        n_random=study.faithful_random_draws,
-        min_removed=study.faithful_min_kept,
-        min_margin=study.faithful_margin,
+        n_random=study.masks.faithful_random_draws,
+        min_removed=study.masks.faithful_min_kept,
+        min_margin=study.masks.faithful_margin,
         seed=seed,
     )
     if not gate.passed:
@@ -179,18 +179,18 @@ def _structural_compositionality(
     rows, gates = [], []
     for step, (fit, held) in steps.items():
         other = next(s for s in steps if s != step)
-        for seed in study.mask_seeds:
+        for seed in study.masks.seeds:
             mask = fit_mask(
-                tuned, fit, seed=seed, sparsity=study.mask_sparsity, steps=study.mask_steps, reference=means
+                tuned, fit, seed=seed, sparsity=study.masks.sparsity, steps=study.masks.steps, reference=means
             )
             gate = check_faithfulness(
                 tuned,
                 mask,
                 held,
                 reference=means,
-                n_random=study.faithful_random_draws,
-                min_kept=study.faithful_min_kept,
-                min_margin=study.faithful_margin,
+                n_random=study.masks.faithful_random_draws,
+                min_kept=study.masks.faithful_min_kept,
+                min_margin=study.masks.faithful_margin,
                 seed=seed,
             )
             gates.append((gate.passed, gate.ratio))
@@ -216,7 +216,7 @@ def _structural_compositionality(
 
 @torch.no_grad()
 def _masked(model: Model, mask: Mask, batch: Batch, keep: str, means: MeanBaseline) -> float:
-    logits = masked_logits(model, mask, batch, keep=keep, method="mean", reference=means)  # type: ignore[arg-type]
+    logits = masked_logits(model, mask, batch, keep=keep, replacement="mean", reference=means)  # type: ignore[arg-type]
     return float(answer_accuracy(logits, batch))
 
 

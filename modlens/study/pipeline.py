@@ -12,11 +12,10 @@ import pandas as pd
 
 from modlens.executors import Unit, open_executor, run_units
 from modlens.store import Store
-from modlens.study.config import StudyConfig
-from modlens.study.units import checkpoint_unit, pretrain_unit
-from modlens.zoo.build import remove_stale_staging
+from modlens.study.phases import checkpoint_unit, pretrain_unit
+from modlens.study.presets import StudyConfig
 from modlens.zoo.cache import checkpoint_dirname
-from modlens.zoo.config import members
+from modlens.zoo.family import members
 
 MODELS_DIR = "models"
 
@@ -41,7 +40,7 @@ def plan_pretraining(study: StudyConfig, models_root: Path) -> list[Unit]:
             kwargs={"config": config, "member": vars(m).copy(), "models_root": str(models_root)},
             meta={"phase": "pretrain", "member": m.name},
         )
-        for m in members(study.family())
+        for m in members(study.family)
     ]
 
 
@@ -54,8 +53,8 @@ def plan_checkpoints(study: StudyConfig, models_root: Path) -> list[Unit]:
             kwargs={"config": config, "member": vars(m).copy(), "step": step, "models_root": str(models_root)},
             meta={"phase": "finetune", "member": m.name, "step": step},
         )
-        for m in members(study.family())
-        for step in sorted(set(study.checkpoints))
+        for m in members(study.family)
+        for step in sorted(set(study.family.checkpoints))
     ]
 
 
@@ -83,7 +82,6 @@ def run_study(
         store = Store.open(out_dir, kind="study", config=study.as_dict(), allow_replace=replace, resume=resume)
         models_root = Path(out_dir) / MODELS_DIR
         models_root.mkdir(parents=True, exist_ok=True)
-        remove_stale_staging(models_root)
         pretraining = plan_pretraining(study, models_root)
         # a resumed store whose models/ lost a member (deleted, or the store copied without it) pretrains it
         # again (deterministic: the same checkpoints and quality rows)

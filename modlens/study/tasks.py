@@ -5,7 +5,7 @@ from functools import cached_property
 
 import torch
 
-from modlens.study.config import StudyConfig
+from modlens.study.presets import StudyConfig
 from modlens.tasks.batch import Batch
 from modlens.tasks.operations import PRIMITIVES, parse_task_name
 from modlens.tasks.synthetic import SyntheticTask, TaskLayout, sample_mixture, step_forms
@@ -22,7 +22,7 @@ class StudyTasks:
 
     @cached_property
     def layout(self) -> TaskLayout:
-        return self.study.family().layout
+        return self.study.family.layout
 
     @cached_property
     def finetune(self) -> list[SyntheticTask]:
@@ -39,7 +39,7 @@ class StudyTasks:
     @cached_property
     def replay(self) -> tuple[list[SyntheticTask], list[float]]:
         """The pretraining corpus's primitive tasks and step forms, weighted as pretraining weighs them."""
-        share = self.study.step_fraction
+        share = self.study.family.step_fraction
         steps = step_forms(self.layout) if share else []
         weights = [(1 - share) / len(self.primitives)] * len(self.primitives)
         weights += [share / len(steps)] * len(steps) if steps else []
@@ -59,15 +59,15 @@ class StudyTasks:
     def reference(self) -> Batch:
         """The one batch every mean ablation takes its means over: primitives and both composite sets."""
         tasks = self.primitives + self.finetune + self.heldout
-        return sample_mixture(tasks, self.study.n_mask_examples, split="val", seed=_SEEDS["reference"])
+        return sample_mixture(tasks, self.study.masks.n_examples, split="val", seed=_SEEDS["reference"])
 
     def contains(self, task: str, subroutine: str) -> bool:
         return subroutine in parse_task_name(task)
 
     def part_batches(self, name: str, *, split: str) -> tuple[Batch, Batch]:
-        """``n_mask_examples`` of primitive ``name`` and as many of the other primitives (the tasks its part
+        """``masks.n_examples`` of primitive ``name`` and as many of the other primitives (the tasks its part
         should spare), from one split."""
-        n = self.study.n_mask_examples
+        n = self.study.masks.n_examples
         own = SyntheticTask((name,), self.layout).sample(n, split=split, seed=0)  # type: ignore[arg-type]
         others = [t for t in self.primitives if t.ops != (name,)]
         return own, sample_mixture(others, n, split=split, seed=0)  # type: ignore[arg-type]
@@ -75,7 +75,7 @@ class StudyTasks:
     def step_batches(self) -> dict[str, tuple[Batch, Batch]]:
         """The fine-tuning composites' two steps as subroutines: the same prompts with the answer restricted to
         the written intermediate (``"step 1"``) or to the final result (``"step 2"``); fit and gate batches."""
-        n = self.study.n_mask_examples
+        n = self.study.masks.n_examples
         whole = [sample_mixture(self.finetune, n, split=split, seed=_SEEDS["reference"]) for split in ("train", "test")]
         out = {}
         for index in range(self.layout.n_segments):

@@ -1,26 +1,23 @@
 """The study's mechanistic metrics on a small pretrained model, fine-tuned by no step: invariants that must hold."""
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 
-from modlens.study.config import StudyConfig
 from modlens.study.mechanisms import mechanism_metrics
+from modlens.study.phases import mechanism_names
+from modlens.study.presets import STUDY_FAMILY, MaskConfig, StudyConfig
 from modlens.study.tasks import StudyTasks
-from modlens.study.units import mechanism_names
 
 
 @pytest.fixture(scope="module")
 def measured(small_trajectory):
     study = StudyConfig(
-        n_digits=4,
-        write_intermediates=False,
-        step_fraction=0.0,
-        mask_steps=30,
-        n_mask_examples=64,
+        family=dataclasses.replace(STUDY_FAMILY, n_digits=4, write_intermediates=False, step_fraction=0.0),
+        masks=MaskConfig(steps=30, n_examples=64, seeds=(0, 1)),
         n_eval=64,
-        mask_seeds=(0, 1),
     )
     base = small_trajectory.checkpoints[900]
     # the "fine-tune" is the base itself: the tuned model's parts are the base's, and reuse is the same either way

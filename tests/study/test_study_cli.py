@@ -13,7 +13,7 @@ import pytest
 
 from modlens.cli import main
 from modlens.study import PRESETS, plan_checkpoints, plan_pretraining, run_study
-from modlens.study.units import mechanism_names
+from modlens.study.phases import mechanism_names
 
 # The tiny preset's pretraining units are 2 (seeds) and its checkpoint units 4 (2 seeds x steps 0, 20).
 N_PRETRAIN, N_CHECKPOINT = 2, 4
@@ -61,7 +61,7 @@ def test_tiny_study_through_the_cli(tmp_path, capsys) -> None:
     assert report.count("0 of 2") == 2  # fine-tunes that reached the target, counted per level in the report
     assert report.count("<div") > 3
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["kind"] == "study" and manifest["config"]["seeds"] == [0, 1]
+    assert manifest["kind"] == "study" and manifest["config"]["family"]["seeds"] == [0, 1]
     # rerunning without --resume refuses; with --resume it reuses every record
     assert main(["study", "--preset", "tiny", "--out", str(out), "--no-progress"]) == 2
     assert "--resume" in capsys.readouterr().err
@@ -91,7 +91,7 @@ def test_a_killed_run_resumes_to_the_same_results(tmp_path) -> None:
 def test_resume_pretrains_again_a_member_whose_models_are_gone(tmp_path) -> None:
     out = tmp_path / "study"
     expected = run_study(PRESETS["tiny"], out, progress=False)
-    member = next((out / "models").iterdir())
+    member = next(p for p in (out / "models").iterdir() if not p.name.startswith("."))  # not a member's lock
     shutil.rmtree(member)
     for path in (out / "records").glob(f"finetune_{member.name}_*.json"):
         path.unlink()  # its checkpoint units must load the models again
@@ -111,10 +111,11 @@ def test_process_pool_gives_identical_results(tmp_path) -> None:
 def test_plans_cover_every_member_and_checkpoint() -> None:
     config = PRESETS["large"]
     root = Path("/nonexistent")
-    n_members = len(config.depths) * len(config.seeds) * len(config.label_noise) * len(config.composite_fraction)
+    family = config.family
+    n_members = len(family.depths) * len(family.seeds) * len(family.label_noise) * len(family.composite_fraction)
     assert len(plan_pretraining(config, root)) == n_members
     units = plan_checkpoints(config, root)
-    assert len(units) == n_members * len(config.checkpoints)
+    assert len(units) == n_members * len(family.checkpoints)
     assert len({u.key for u in units}) == len(units)
 
 
@@ -122,8 +123,9 @@ def test_plans_cover_every_member_and_checkpoint() -> None:
     ("args", "message"),
     [
         (["--set", "seedz=1"], "unknown config key 'seedz'; valid keys:"),
-        (["--set", "mask_steps=many"], "mask_steps must be int"),
-        (["--set", "checkpoints=10,20"], "step 0"),
+        (["--set", "masks.steps=many"], "masks.steps must be int"),
+        (["--set", "family.checkpoints=10,20"], "step 0"),
+        (["--set", "family.layers=2"], "unknown config key 'family.layers'; valid keys: family.architecture"),
         (["--executor", "dask://127.0.0.1:1"], "127.0.0.1:1"),
         (["--executor", "threads"], "executor"),
     ],
@@ -138,7 +140,7 @@ def test_a_different_study_in_the_output_directory_is_refused(tmp_path, capsys) 
     out = tmp_path / "o"
     run_study(PRESETS["tiny"], out, progress=False)
     before = sorted(p.name for p in (out / "records").iterdir())
-    assert main(["study", "--preset", "tiny", "--set", "seeds=5", "--out", str(out), "--no-progress"]) == 2
+    assert main(["study", "--preset", "tiny", "--set", "family.seeds=5", "--out", str(out), "--no-progress"]) == 2
     assert "different study" in capsys.readouterr().err
     assert sorted(p.name for p in (out / "records").iterdir()) == before
 

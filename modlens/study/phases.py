@@ -16,16 +16,16 @@ import torch
 from modlens.models.model import Model
 from modlens.modularity.disentanglement import weight_disentanglement
 from modlens.study.behaviour import accuracies, behaviour_metrics
-from modlens.study.config import StudyConfig
 from modlens.study.drift_profile import drift_profile
 from modlens.study.finetuning import finetune_checkpoint, finetune_config
 from modlens.study.mechanisms import SUBROUTINE_MECHANISMS, UNIT_MECHANISMS, mechanism_metrics
+from modlens.study.presets import StudyConfig
 from modlens.study.tasks import StudyTasks
 from modlens.tasks.metrics import answer_accuracy, loss
 from modlens.tasks.synthetic import sample_mixture
 from modlens.training.finetune import finetune
 from modlens.zoo.build import QUALITY_FILE, Family, build_member
-from modlens.zoo.config import Member
+from modlens.zoo.family import Member
 
 FIXED_BUDGET = "_fixed_budget"
 """Suffix of the metrics measured on the fixed-budget arm (every checkpoint fine-tuned for the same steps)."""
@@ -33,9 +33,9 @@ FIXED_BUDGET = "_fixed_budget"
 
 def pretrain_unit(config: dict[str, Any], member: dict[str, Any], models_root: str) -> list[dict[str, Any]]:
     """Pretrains one family member (all its checkpoints) and returns its measured quality rows."""
-    study = StudyConfig(**_tuples(config))
+    study = StudyConfig.from_dict(config)
     mem = Member(**member)
-    path = build_member(study.family(), mem, Path(models_root), progress=False)
+    path = build_member(study.family, mem, Path(models_root), progress=False)
     rows = pd.read_csv(path / QUALITY_FILE).to_dict("records")
     return [{"table": "quality", **row} for row in rows]
 
@@ -49,9 +49,9 @@ def checkpoint_unit(
     names); mechanisms only on a fine-tune that reached the target (a model that does not do the task says
     nothing about how it does it): otherwise those metrics are recorded as missing, and counted.
     """
-    study = StudyConfig(**_tuples(config))
+    study = StudyConfig.from_dict(config)
     mem = Member(**member)
-    base = Family(study.family(), Path(models_root)).load(mem, step)
+    base = Family(study.family, Path(models_root)).load(mem, step)
     tasks = StudyTasks(study)
     prim_test = tasks.test("primitives")
     with torch.no_grad():
@@ -114,7 +114,7 @@ def _disentanglement(base: Model, tasks: StudyTasks, lr: float) -> float:
     study = tasks.study
     halves = {"A": tasks.finetune[: len(tasks.finetune) // 2], "B": tasks.finetune[len(tasks.finetune) // 2 :]}
     replay, weights = tasks.replay
-    config = finetune_config(study, lr, study.finetune_max_steps)
+    config = finetune_config(study, lr, study.finetune.max_steps)
     tuned = {
         n: finetune(base, ts, config, replay=replay, replay_weights=weights, progress=False).model
         for n, ts in halves.items()
@@ -122,8 +122,3 @@ def _disentanglement(base: Model, tasks: StudyTasks, lr: float) -> float:
     batches = {n: sample_mixture(ts, study.n_eval, split="test", seed=4) for n, ts in halves.items()}
     grid = weight_disentanglement(base, tuned, batches, alphas=study.disentanglement_alphas)
     return float(grid["error"].mean())
-
-
-def _tuples(config: dict[str, Any]) -> dict[str, Any]:
-    """JSON turns tuples into lists; the frozen configs want tuples back."""
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
