@@ -201,7 +201,23 @@ def task_batch(model: Model, task: TaskRef, *, n: int, seed: int, split: str = "
     return synthetic.sample(n, split=split, seed=seed)  # type: ignore[arg-type]
 
 
-# -- components -----------------------------------------------------------------------------------------------
+# -- names and components ---------------------------------------------------------------------------------------
+
+
+def choice_list(key: str, value: "str | Sequence[str]", valid: Sequence[str]) -> tuple[str, ...]:
+    """Names (a comma-separated string or a list), each one of ``valid``.
+
+    Raises:
+        ConfigError: an empty list, or a name not in ``valid`` (named, with the valid ones).
+    """
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names = tuple(str(item).strip() for item in items if str(item).strip())
+    if not names:
+        raise ConfigError(f"{key} must list at least one of {', '.join(valid)}")
+    for name in names:
+        if name not in valid:
+            raise ConfigError(f"unknown {key} entry {name!r}; valid: {', '.join(valid)}")
+    return names
 
 
 def component_list(value: "str | Sequence[str]") -> tuple[str, ...]:

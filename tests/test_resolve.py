@@ -13,6 +13,7 @@ from modlens.models import ModelSpec, save_model, tiny_model
 from modlens.resolve import (
     ModelRef,
     TaskRef,
+    choice_list,
     component_list,
     model_ref,
     resolve_components,
@@ -171,6 +172,15 @@ def test_component_lists_have_one_grammar() -> None:
 )
 def test_bad_component_lists_are_one_line(value, match: str) -> None:
     _one_line_error(lambda: component_list(value), match)
+
+
+def test_name_lists_are_checked_against_their_choices() -> None:
+    assert choice_list("--measures", "linear_cka, cosine", ("linear_cka", "cosine", "rel_change")) == (
+        "linear_cka",
+        "cosine",
+    )
+    _one_line_error(lambda: choice_list("--measures", "svcca", ("cosine",)), "unknown --measures entry 'svcca'")
+    _one_line_error(lambda: choice_list("methods", [], ("zero", "mean")), "methods must list at least one of")
 
 
 def test_components_are_checked_against_the_model() -> None:

@@ -21,16 +21,14 @@ from modlens.models import check_pair
 from modlens.outputs import check_out_dir, write_outputs
 from modlens.plots.drift import plot_cka_by_layer, plot_drift_by_depth, plot_spectral_split, plot_weight_drift_heatmap
 from modlens.report import save_figures_page
+from modlens.resolve import choice_list
 
 PAGE = "drift.html"
 
 
 def run(args: argparse.Namespace) -> int:
     out = check_out_dir(args.out, overwrite=args.replace)
-    measures = tuple(m.strip() for m in args.measures.split(",") if m.strip())
-    unknown = [m for m in measures if m not in MEASURES]
-    if unknown or not measures:
-        raise ConfigError(f"unknown --measures {', '.join(unknown) or '(none)'}; choose from {', '.join(MEASURES)}")
+    measures = choice_list("--measures", args.measures, MEASURES)
     if args.batch_size <= 0 or args.top_k <= 0:
         raise ConfigError("--batch-size and --top-k must be positive")
     base = model_from_args(args.base, args)

@@ -15,7 +15,7 @@ from modlens.config import config_from_mapping, parse_overrides, read_toml
 from modlens.drift import MEASURES
 from modlens.errors import ConfigError, ModlensError
 from modlens.models.loading import DTYPES
-from modlens.resolve import ModelRef, TaskRef, component_list, model_ref, task_ref
+from modlens.resolve import ModelRef, TaskRef, choice_list, component_list, model_ref, task_ref
 from modlens.tasks import METRICS
 
 
@@ -232,7 +232,7 @@ def _check(job: Job, refs: Mapping[str, Any], base_dir: Path) -> Job:
         raise ConfigError(f"n_examples must be positive, got {job.n_examples}")
     tasks = tuple(task_ref(t, base_dir=base_dir) for t in _list("tasks", refs.get("tasks", [])))
     if isinstance(job, DriftJob):
-        _choices("measures", job.measures, MEASURES)
+        choice_list("measures", job.measures, MEASURES)
         if job.top_k <= 0 or job.batch_size <= 0:
             raise ConfigError("top_k and batch_size must be positive")
         raw_pairs = _list("pairs", refs.get("pairs", []))
@@ -249,26 +249,18 @@ def _check(job: Job, refs: Mapping[str, Any], base_dir: Path) -> Job:
         raise ConfigError("tasks must list at least one task")
     models = tuple(model_ref(m, base_dir=base_dir) for m in raw_models)
     if isinstance(job, AblationJob):
-        _choices("methods", job.methods, names.REPLACEMENTS)
-        _choices("metric", (job.metric,), tuple(METRICS))
+        choice_list("methods", job.methods, names.REPLACEMENTS)
+        choice_list("metric", (job.metric,), tuple(METRICS))
         component_list(job.components)
         if job.memory_budget_mb <= 0:
             raise ConfigError(f"memory_budget_mb must be positive, got {job.memory_budget_mb}")
     else:
-        _choices("methods", job.methods, names.ALGORITHMS)
+        choice_list("methods", job.methods, names.ALGORITHMS)
         if not 0 < job.sparsity < 1:
             raise ConfigError(f"sparsity must be in (0, 1), got {job.sparsity}")
         if job.steps <= 0:
             raise ConfigError(f"steps must be positive, got {job.steps}")
     return dataclasses.replace(job, models=models, tasks=tasks)
-
-
-def _choices(key: str, values: tuple[str, ...], valid: tuple[str, ...]) -> None:
-    if not values:
-        raise ConfigError(f"{key} must list at least one of {', '.join(valid)}")
-    for value in values:
-        if value not in valid:
-            raise ConfigError(f"unknown {key} entry {value!r}; valid: {', '.join(valid)}")
 
 
 def _pair(value: Any, base_dir: Path) -> tuple[ModelRef, ModelRef]:
