@@ -9,7 +9,7 @@ import torch
 
 from modlens.components import Component
 from modlens.errors import ModlensError, TaskError
-from modlens.models import ModelSpec, save_model, tiny_model
+from modlens.models import save_model, tiny_model
 from modlens.resolve import (
     ModelRef,
     TaskRef,
@@ -22,18 +22,7 @@ from modlens.resolve import (
     task_ref,
 )
 from modlens.tasks import SyntheticTask, TaskLayout
-
-SPEC = ModelSpec(
-    architecture="GPTNeoXForCausalLM",
-    n_layers=2,
-    n_heads=4,
-    n_kv_heads=4,
-    d_model=32,
-    d_head=8,
-    d_mlp=128,
-    d_vocab=50,
-    n_ctx=32,
-)
+from tests.test_components import SPEC  # 3 layers of 4 heads, d_mlp 128
 
 
 @pytest.fixture(scope="module")
@@ -157,8 +146,8 @@ def test_component_lists_have_one_grammar() -> None:
     assert component_list("L0H1, L1.mlp,") == ("L0H1", "L1.mlp")
     assert component_list(["L0H1", "L1N7"]) == ("L0H1", "L1N7")
     assert resolve_components(SPEC, "L0H1,L1.mlp") == [Component(0, "head", 1), Component(1, "mlp")]
-    assert resolve_components(SPEC, ("mlp",)) == [Component(0, "mlp"), Component(1, "mlp")]
-    assert len(resolve_components(SPEC, "heads")) == 2 * 4
+    assert resolve_components(SPEC, ("mlp",)) == [Component(layer, "mlp") for layer in range(3)]
+    assert len(resolve_components(SPEC, "heads")) == 3 * 4
 
 
 @pytest.mark.parametrize(
@@ -184,7 +173,7 @@ def test_name_lists_are_checked_against_their_choices() -> None:
 
 
 def test_components_are_checked_against_the_model() -> None:
-    _one_line_error(lambda: resolve_components(SPEC, "L5H0"), "layers 0..1")
+    _one_line_error(lambda: resolve_components(SPEC, "L5H0"), "layers 0..2")
     _one_line_error(lambda: resolve_components(SPEC, "L0H7"), "heads 0..3")
 
 
