@@ -19,7 +19,7 @@ from modlens.analysis.metrics import METRICS_INFO, MetricInfo, metric_info
 from modlens.analysis.permutation import PermutationTest, sign_flip_test, within_run_test
 from modlens.analysis.primary import PRIMARY_METRICS, check_primary, holm, primary_table
 from modlens.analysis.ranks import spearman, within_group_rho
-from modlens.analysis.study import StudyAnalysis, analyse_study, answer
+from modlens.analysis.study import StudyAnalysis, analyse_study
 from modlens.analysis.synthetic import synthetic_study_frame
 
 __all__ = [
@@ -35,7 +35,6 @@ __all__ = [
     "PermutationTest",
     "StudyAnalysis",
     "analyse_study",
-    "answer",
     "answer_from",
     "calibrate",
     "calibration_table",

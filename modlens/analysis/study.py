@@ -79,18 +79,3 @@ def analyse_study(
         n_perm=n_perm,
         seed=seed,
     )
-
-
-def answer(
-    frame: pd.DataFrame,
-    *,
-    primary_metrics: Sequence[str] = PRIMARY_METRICS,
-    n_perm: int = N_PERM,
-    ci: float = 0.95,
-    seed: int = 0,
-    power_studies: int = POWER_STUDIES,
-) -> Answer:
-    """The study's answer from the study frame (``analyse_study(...).answer``; arguments as there)."""
-    return analyse_study(
-        frame, primary_metrics=primary_metrics, n_perm=n_perm, ci=ci, seed=seed, power_studies=power_studies
-    ).answer

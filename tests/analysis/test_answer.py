@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from modlens.analysis import answer, strength, synthetic_study_frame
+from modlens.analysis import analyse_study, strength, synthetic_study_frame
 from modlens.errors import ConfigError
 
 N_PERM = 199
@@ -29,7 +29,7 @@ def result():
         "finetune_steps": (2.0, 0.01),
     }
     frame = synthetic_study_frame(metrics, depths=(2, 3), seeds=range(6), seed=2)
-    return answer(frame, primary_metrics=PRIMARY, n_perm=N_PERM, power_studies=100)
+    return analyse_study(frame, primary_metrics=PRIMARY, n_perm=N_PERM, power_studies=100).answer
 
 
 def test_primary_table_leads(result):
@@ -71,7 +71,9 @@ def test_underpowered_design_says_so():
     frame = synthetic_study_frame(
         {"heldout_composite_accuracy": (-2.0, 0.01)}, seeds=(0, 1, 2), steps={0: 3.0, 300: 1.5, 1000: 0.8}
     )
-    result = answer(frame, primary_metrics=("heldout_composite_accuracy",), n_perm=N_PERM, power_studies=100)
+    result = analyse_study(
+        frame, primary_metrics=("heldout_composite_accuracy",), n_perm=N_PERM, power_studies=100
+    ).answer
     # 3 runs × 2 checkpoints: 8 within-run permutations, so no p below 2/8: nothing can be established.
     assert result.primary["verdict"].iloc[0] == "not established" and result.primary["p_value"].iloc[0] == 0.25
     assert result.underpowered and result.power == 0
@@ -81,7 +83,7 @@ def test_underpowered_design_says_so():
 def test_metric_missing_for_all_pretrained_units():
     frame = synthetic_study_frame({"reuse_specificity": (1.0, 0.1), "heldout_composite_accuracy": (1.0, 0.1)})
     frame.loc[(frame["metric"] == "reuse_specificity") & (frame["step"] != 0), "value"] = np.nan
-    result = answer(frame, n_perm=N_PERM, power_studies=0)
+    result = analyse_study(frame, n_perm=N_PERM, power_studies=0).answer
     row = result.primary.set_index("metric").loc["reuse_specificity"]
     assert row["verdict"] == "not assessed" and "15 pretrained units were excluded" in row["reason"]
     assert "could not be assessed: reuse_specificity (all 15 pretrained units were excluded" in result.summary[0]
@@ -93,4 +95,4 @@ def test_metric_missing_for_all_pretrained_units():
 def test_too_many_primary_metrics():
     frame = synthetic_study_frame({"x": (1.0, 0.1)})
     with pytest.raises(ConfigError, match="one to 3"):
-        answer(frame, primary_metrics=("a", "b", "c", "d"), power_studies=0)
+        analyse_study(frame, primary_metrics=("a", "b", "c", "d"), power_studies=0)

@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 
-from modlens.analysis import answer, synthetic_study_frame
+from modlens.analysis import analyse_study, synthetic_study_frame
 from modlens.analysis.context import REUSE_FLOOR, context_sentences
 
 
@@ -28,5 +28,5 @@ def test_a_floor_effect_is_named_instead_of_ranked() -> None:
     floor = context_sentences(frame)[-1]
     assert floor.startswith("No systematic reuse at this scale") and f"below {REUSE_FLOOR}" in floor
     assert "step 3000" in floor  # the best level is the best-pretrained one
-    found = answer(frame, primary_metrics=("heldout_composite_accuracy",), n_perm=99, power_studies=0)
+    found = analyse_study(frame, primary_metrics=("heldout_composite_accuracy",), n_perm=99, power_studies=0).answer
     assert floor in found.summary

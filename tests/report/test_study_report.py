@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from modlens.analysis import answer, synthetic_study_frame
+from modlens.analysis import analyse_study, synthetic_study_frame
 from modlens.errors import ModlensError
 from modlens.report import build_study_report, load_study, write_study_report
 from modlens.store import Store
@@ -47,7 +47,7 @@ def page(frame):
 
 
 def test_page_holds_the_answer(frame, page):
-    result = answer(frame, n_perm=N_PERM, power_studies=100)
+    result = analyse_study(frame, n_perm=N_PERM, power_studies=100).answer
     for sentence in result.sentences:
         assert html.escape(sentence, quote=False) in page
     assert "How much does pretraining quality affect the modularity of fine-tuned models?" in page
@@ -78,7 +78,6 @@ def test_page_opens_with_the_answer_table_and_the_main_figure(page):
 
 
 def test_main_figure_leads_with_primary_metrics(frame):
-    from modlens.analysis import analyse_study
     from modlens.report import study_figures
 
     analysis = analyse_study(frame, primary_metrics=("reuse_specificity", "mask_iou_excess"), power_studies=0)
