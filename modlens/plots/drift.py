@@ -10,7 +10,7 @@ from modlens.plots.style import LOWER_SHADE, PALETTE, TEMPLATE, UPPER_SHADE, val
 
 MATRIX_ORDER = ("W_Q", "W_K", "W_V", "W_O", "W_in", "W_gate", "W_out")
 DEPTH_AXIS = "relative depth (0 = first layer, 1 = last; halves split at 0.5)"
-LAYER_AXIS = "layer (dotted line: lower | upper half)"
+LAYER_AXIS = "layer"
 
 
 def plot_weight_drift_heatmap(df: pd.DataFrame, *, value: str = "rel_change", title: str | None = None) -> go.Figure:
@@ -194,16 +194,18 @@ def _mark_layer_halves(
         fig.add_vrect(x0=middle, x1=n_layers - 0.5, fillcolor=UPPER_SHADE, line_width=0, layer="below", **where)
     fig.add_vline(x=middle, line_dash="dot", line_color="#555", line_width=1.5, **where)
     if annotate:
+        # inside the top of shaded panels (subplot titles sit just above them); above a heatmap, which is opaque
+        inside = shade
         for text, anchor in (("lower half ", "right"), (" upper half", "left")):
             fig.add_annotation(
                 x=middle,
-                y=1,
+                y=0.995 if inside else 1,
                 yref="y domain" if row is None else f"{_axis(fig, row, col, 'y')} domain",
                 xref="x" if row is None else _axis(fig, row, col, "x"),
                 text=text,
                 showarrow=False,
                 xanchor=anchor,
-                yanchor="bottom",
+                yanchor="top" if inside else "bottom",
                 font={"size": 11, "color": "#555"},
             )
 

@@ -76,6 +76,7 @@ def group_label(columns: Sequence[str], key: Sequence[object]) -> str:
     """A study group in words, e.g. ``3 layers, corpus primitives, label noise 0``."""
     words = {"depth": "{} layers", "corpus": "corpus {}", "label_noise": "label noise {}"}
     parts = [words.get(c, c + " {}").format(_number(v)) for c, v in zip(columns, key, strict=True)]
+    parts = ["1 layer" if p == "1 layers" else p for p in parts]
     return ", ".join(parts) or "all runs"
 
 

@@ -199,8 +199,10 @@ def _loss_axis(losses: pd.Series) -> dict:
     pad = max(0.08 * (high - low), 0.05)
     low, high = low - pad, high + pad
     ticks = [10.0**k for k in range(math.ceil(low), math.floor(high) + 1)]
-    if len(ticks) < 2:  # less than a decade: a few round values across it
-        rounded = {float(f"{v:.1g}") for v in np.geomspace(10**low, 10**high, 5)}
+    for digits in (1, 2, 3):  # less than two decades: a few values across it, as round as still distinct
+        if len(ticks) >= 2:
+            break
+        rounded = {float(f"{v:.{digits}g}") for v in np.geomspace(10**low, 10**high, 5)}
         ticks = sorted(t for t in rounded | set(ticks) if low <= math.log10(t) <= high)
     return {
         "type": "log",
