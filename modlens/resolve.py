@@ -144,6 +144,8 @@ def _zoo_checkpoint(text: str, revision: str | None, cache_dir: "str | os.PathLi
         keys = ", ".join(h.parent.name.removeprefix("family-") for h in holders)
         raise ConfigError(f"{member!r} is in several built families ({keys}); write zoo:KEY/{member}")
     steps = sorted(p.name for p in holders[0].glob("step*") if p.is_dir())
+    if not steps:
+        raise ConfigError(f"{str(holders[0])!r} holds no checkpoints (step* directories)")
     step = step_text or (revision.removeprefix("step") if revision else None)
     if step is None:
         return holders[0] / steps[-1]
