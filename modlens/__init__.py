@@ -25,7 +25,8 @@ _EXPORTS = {
     ),
     "modlens.errors": ("ConfigError", "ModelLoadError", "ModlensError", "PairMismatchError", "TaskError"),
     "modlens.masks": ("Mask", "MaskError", "fit_mask", "load_mask", "masked", "save_mask"),
-    "modlens.models": ("Model", "ModelSpec", "check_pair", "load_model", "save_model", "tiny_model"),
+    "modlens.models": ("Model", "ModelSpec", "check_pair", "save_model", "tiny_model"),
+    "modlens.resolve": ("load_model",),
     "modlens.modularity": ("run_modularity",),
     "modlens.progress": ("set_progress",),
     "modlens.tasks": (
@@ -72,9 +73,10 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and editors
     )
     from modlens.errors import ConfigError, ModelLoadError, ModlensError, PairMismatchError, TaskError
     from modlens.masks import Mask, MaskError, fit_mask, load_mask, masked, save_mask
-    from modlens.models import Model, ModelSpec, check_pair, load_model, save_model, tiny_model
+    from modlens.models import Model, ModelSpec, check_pair, save_model, tiny_model
     from modlens.modularity import run_modularity
     from modlens.progress import set_progress
+    from modlens.resolve import load_model
     from modlens.tasks import (
         Batch,
         SyntheticTask,

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from modlens.components import (
     SELECTIONS,
     Component,
@@ -22,7 +24,8 @@ from modlens.components import (
     select_components,
 )
 from modlens.errors import ConfigError, ModelLoadError, TaskError
-from modlens.models.loading import check_model_directory, load_model, looks_like_path, parse_dtype
+from modlens.models import loading
+from modlens.models.loading import check_model_directory, looks_like_path, parse_dtype
 from modlens.models.model import Model
 from modlens.models.spec import ModelSpec
 from modlens.tasks.batch import Batch
@@ -109,23 +112,42 @@ def model_ref(
 
 def load_ref(ref: ModelRef, *, device: str = "cpu", dtype: str = "float32") -> Model:
     """Loads a checked model reference (``dtype`` by name: ``float32``, ``bfloat16``, ``float16``)."""
-    return load_model(ref.source, revision=ref.revision, device=device, dtype=parse_dtype(dtype))
+    return loading.load_model(ref.source, revision=ref.revision, device=device, dtype=parse_dtype(dtype))
 
 
-def resolve_model(
-    source: str,
+def load_model(
+    source: Any,
     *,
     revision: str | None = None,
     device: str = "cpu",
-    dtype: str = "float32",
+    dtype: "str | torch.dtype" = "float32",
     cache_dir: "str | os.PathLike[str] | None" = None,
+    trust_remote_code: bool = False,
 ) -> Model:
-    """``model_ref`` then ``load_ref``: a directory, hub id or ``zoo:`` family member, loaded."""
-    try:
-        ref = model_ref(source, revision=revision, cache_dir=cache_dir)
-    except ConfigError as err:
-        raise ModelLoadError(str(err)) from None
-    return load_ref(ref, device=device, dtype=dtype)
+    """Loads a model by any name a user gives it (``modlens.load_model``).
+
+    Args:
+        source: a local Hugging Face directory, a hub id (with ``revision``, e.g. ``"step1000"``), a built family
+            member ``zoo:[KEY/]MEMBER[@STEP]``; or a ``Model``, HF ``PreTrainedModel`` or ``TransformerBridge``.
+        revision: hub revision; for a ``zoo:`` name without ``@STEP``, the checkpoint step.
+        device: where the weights go.
+        dtype: weight dtype, by name (``float32``, ``bfloat16``, ``float16``) or as a torch dtype.
+        cache_dir: where built families live (default: ``$MODLENS_CACHE`` or ``~/.cache/modlens``).
+        trust_remote_code: allow model code from the hub.
+
+    Raises:
+        ModelLoadError: a name that resolves to nothing loadable, with what would be right.
+    """
+    torch_dtype = parse_dtype(dtype) if isinstance(dtype, str) else dtype
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            ref = model_ref(str(source), revision=revision, cache_dir=cache_dir)
+        except ConfigError as err:
+            raise ModelLoadError(str(err)) from None
+        source, revision = ref.source, ref.revision
+    return loading.load_model(
+        source, revision=revision, device=device, dtype=torch_dtype, trust_remote_code=trust_remote_code
+    )
 
 
 def _zoo_checkpoint(text: str, revision: str | None, cache_dir: "str | os.PathLike[str] | None") -> Path:

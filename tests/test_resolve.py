@@ -15,9 +15,9 @@ from modlens.resolve import (
     TaskRef,
     choice_list,
     component_list,
+    load_model,
     model_ref,
     resolve_components,
-    resolve_model,
     task_batch,
     task_ref,
 )
@@ -47,7 +47,7 @@ def test_a_directory_resolves_to_its_absolute_path_and_loads(model_dir: Path, mo
     ref = model_ref("tiny")
     assert ref == ModelRef(str(model_dir.resolve()), None, "tiny")
     assert model_ref({"source": "tiny"}, base_dir=model_dir.parent) == ref
-    model = resolve_model("tiny", dtype="bfloat16")
+    model = load_model("tiny", dtype="bfloat16")
     assert model.spec.n_layers == 2 and model.dtype == torch.bfloat16
 
 
@@ -73,7 +73,7 @@ def test_bad_model_names_are_one_line(value, match: str, tmp_path: Path) -> None
 def test_a_directory_without_a_model_is_refused(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     _one_line_error(lambda: model_ref("empty", base_dir=tmp_path), "holds no model: no config.json")
-    _one_line_error(lambda: resolve_model(str(tmp_path / "missing")), "does not exist")
+    _one_line_error(lambda: load_model(str(tmp_path / "missing")), "does not exist")
 
 
 def _fake_family(cache: Path, key: str, member: str, steps: tuple[int, ...]) -> Path:
@@ -130,7 +130,7 @@ def test_bad_tasks_are_one_line(value, match: str, tmp_path: Path) -> None:
 
 
 def test_task_batch_draws_the_synthetic_split(model_dir: Path) -> None:
-    model = resolve_model(str(model_dir))
+    model = load_model(str(model_dir))
     batch = task_batch(model, task_ref("reverse"), n=6, seed=3, split="train")
     expected = SyntheticTask.from_name("reverse", TaskLayout(n_digits=4)).sample(6, split="train", seed=3)
     assert torch.equal(batch.tokens, expected.tokens)

@@ -6,13 +6,13 @@ from pathlib import Path
 from modlens.components import Component
 from modlens.errors import TaskError
 from modlens.models import Model
-from modlens.resolve import TaskRef, resolve_components, resolve_model, task_batch, task_ref
+from modlens.resolve import TaskRef, load_model, resolve_components, task_batch, task_ref
 from modlens.tasks import Batch
 
 
 def model_from_args(source: str, args: argparse.Namespace, *, revision_arg: str = "revision") -> Model:
     """``source`` loaded with the command's device, dtype and the revision in ``args.<revision_arg>``."""
-    return resolve_model(source, revision=getattr(args, revision_arg), device=args.device, dtype=args.dtype)
+    return load_model(source, revision=getattr(args, revision_arg), device=args.device, dtype=args.dtype)
 
 
 def task_from_args(args: argparse.Namespace) -> TaskRef:

@@ -3,7 +3,8 @@
 Each is a module-level function of plain, picklable arguments (models and tasks as the front door's
 ``ModelRef`` and ``TaskRef``, seeds as ints),
 so any executor can run it, and each is deterministic in those arguments. Every row carries the unit's
-coordinates (job, analysis, model, task, method, seed, ...) so the sweep's records concatenate into one
+coordinates (job, analysis, model, task, replacement or algorithm, seed, ...) so the sweep's records concatenate
+into one
 tidy frame.
 """
 
@@ -50,7 +51,7 @@ def ablation_unit(
     coords: Mapping[str, Any],
     model: ModelRef,
     task: TaskRef,
-    method: str,
+    replacement: str,
     components: Sequence[str],
     metric: str,
     seed: int,
@@ -67,7 +68,7 @@ def ablation_unit(
         m,
         batch,
         chosen,
-        replacement=method,  # type: ignore[arg-type]  # validated against names.REPLACEMENTS when the sweep was loaded
+        replacement=replacement,  # type: ignore[arg-type]  # validated against names.REPLACEMENTS when loaded
         metric=METRICS[metric],
         seed=seed,
         memory_budget=memory_budget,
@@ -81,11 +82,11 @@ def mask_unit(
     coords: Mapping[str, Any],
     model: ModelRef,
     task: TaskRef,
-    method: str,
+    algorithm: str,
     granularity: str,
     sparsity: float,
     steps: int,
-    ablation: str,
+    replacement: str,
     seed: int,
     n_examples: int,
     device: str = "cpu",
@@ -99,13 +100,13 @@ def mask_unit(
         m,
         fit_batch,
         granularity=granularity,
-        algorithm=method,
+        algorithm=algorithm,
         sparsity=sparsity,
         steps=steps,
         seed=seed,
-        replacement=ablation,  # type: ignore[arg-type]
+        replacement=replacement,  # type: ignore[arg-type]
     )
-    replace = ablation if granularity == "component" else "zero"  # weight masks always zero what they drop
+    replace = replacement if granularity == "component" else "zero"  # weight masks always zero what they drop
     row = {
         "granularity": granularity,
         "size": mask.size,

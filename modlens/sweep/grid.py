@@ -1,4 +1,5 @@
-"""Expanding a sweep into units: one per model x task x method x seed (drift: per pair, and pair x task x seed)."""
+"""Expanding a sweep into units: one per model x task x replacement (or algorithm) x seed; drift: one weight unit per
+pair, one activation unit per pair x task x seed."""
 
 import dataclasses
 import itertools
@@ -8,9 +9,10 @@ import pandas as pd
 
 from modlens.executors import Unit, run_units
 from modlens.resolve import ModelRef, TaskRef
+from modlens.sizes import parse_size
 from modlens.store import Store
 from modlens.sweep.analyses import ablation_unit, activation_drift_unit, mask_unit, weight_drift_unit
-from modlens.sweep.spec import AblationJob, DriftJob, Job, MaskJob, SweepSpec
+from modlens.sweep.spec import AblationJob, DriftJob, Job, SweepSpec
 
 STORE_KIND = "sweep"
 
@@ -29,29 +31,25 @@ def _expand_job(job: Job, device: str, dtype: str) -> list[Unit]:
     if isinstance(job, DriftJob):
         return _drift_units(job, device, dtype)
     units = []
-    for model, task, method, seed in itertools.product(job.models, job.tasks, job.methods, job.seeds):
-        coords = _coords(job, model=model.label, task=task.label, method=method, seed=seed)
-        common = {
-            "coords": coords,
-            "model": model,
-            "task": task,
-            "method": method,
-            "seed": seed,
-        }
+    variants = job.replacements if isinstance(job, AblationJob) else job.algorithms
+    variant = "replacement" if isinstance(job, AblationJob) else "algorithm"
+    for model, task, value, seed in itertools.product(job.models, job.tasks, variants, job.seeds):
+        coords = _coords(job, model=model.label, task=task.label, **{variant: value}, seed=seed)
+        common = {"coords": coords, "model": model, "task": task, variant: value, "seed": seed}
         common |= {"n_examples": job.n_examples, "device": device, **_dtype(dtype)}
         if isinstance(job, AblationJob):
             kwargs = common | {
                 "components": list(job.components),
                 "metric": job.metric,
-                "memory_budget": int(job.memory_budget_mb * 2**20),
+                "memory_budget": parse_size(job.memory_budget),
             }
             units.append(_unit(ablation_unit, coords, kwargs, job))
-        elif isinstance(job, MaskJob):
+        else:
             kwargs = common | {
                 "granularity": job.granularity,
                 "sparsity": job.sparsity,
                 "steps": job.steps,
-                "ablation": job.ablation,
+                "replacement": job.replacement,
             }
             units.append(_unit(mask_unit, coords, kwargs, job))
     return units
@@ -63,10 +61,10 @@ def _drift_units(job: DriftJob, device: str, dtype: str) -> list[Unit]:
         pair = {"base": base, "tuned": tuned, "device": device, **_dtype(dtype)}
         labels = {"model": tuned.label, "base": base.label}
         if job.weights:
-            coords = _coords(job, **labels, task=None, method="weights", seed=None)
+            coords = _coords(job, **labels, analysis="weight_drift", task=None, seed=None)
             units.append(_unit(weight_drift_unit, coords, pair | {"coords": coords, "top_k": job.top_k}, job))
         for task, seed in itertools.product(job.tasks, job.seeds):
-            coords = _coords(job, **labels, task=task.label, method="activations", seed=seed)
+            coords = _coords(job, **labels, analysis="activation_drift", task=task.label, seed=seed)
             kwargs = pair | {
                 "coords": coords,
                 "task": task,
@@ -79,12 +77,14 @@ def _drift_units(job: DriftJob, device: str, dtype: str) -> list[Unit]:
     return units
 
 
-COORDINATES = ("job", "analysis", "model", "base", "task", "method", "seed")
-"""Columns every sweep row starts with (``base`` only for drift; ``model`` is the tuned model there)."""
+COORDINATES = ("job", "analysis", "model", "base", "task", "replacement", "algorithm", "seed")
+"""Columns every sweep row starts with: ``analysis`` is ablation, mask, weight_drift or activation_drift;
+``base`` only for drift (``model`` is the tuned model there); ``replacement`` for ablations, ``algorithm`` for
+masks."""
 
 
 def _coords(job: Job, **coords: Any) -> dict[str, Any]:
-    values = {"job": job.name, "analysis": job.kind, **coords}
+    values = {"job": job.name, "analysis": job.kind} | coords
     return {name: values.get(name) for name in COORDINATES}
 
 

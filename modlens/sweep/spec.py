@@ -16,39 +16,40 @@ from modlens.drift import MEASURES
 from modlens.errors import ConfigError, ModlensError
 from modlens.models.loading import DTYPES
 from modlens.resolve import ModelRef, TaskRef, choice_list, component_list, model_ref, task_ref
+from modlens.sizes import parse_size
 from modlens.tasks import METRICS
 
 
 @dataclass(frozen=True, kw_only=True)
 class AblationJob:
-    """Exact ablation sweeps: one unit per model x task x method x seed (the seed draws the test batch and
-    the resample ablation)."""
+    """Exact ablation sweeps: one unit per model x task x replacement x seed (the seed draws the test batch and
+    the resample ablation). ``memory_budget`` is a size such as ``"1GB"`` (a bare number means MB)."""
 
     kind: Literal["ablation"] = "ablation"
     name: str = ""
     models: tuple[ModelRef, ...] = ()
     tasks: tuple[TaskRef, ...] = ()
-    methods: tuple[str, ...] = ("mean",)
+    replacements: tuple[str, ...] = ("mean",)
     components: tuple[str, ...] = ("heads",)
     metric: str = "loss"
     seeds: tuple[int, ...] = (0,)
     n_examples: int = 256
-    memory_budget_mb: float = 1024.0
+    memory_budget: str = "1GB"
 
 
 @dataclass(frozen=True, kw_only=True)
 class MaskJob:
-    """Learned masks: one unit per model x task x method x seed (fit on the train split, scored on test)."""
+    """Learned masks: one unit per model x task x algorithm x seed (fit on the train split, scored on test)."""
 
     kind: Literal["mask"] = "mask"
     name: str = ""
     models: tuple[ModelRef, ...] = ()
     tasks: tuple[TaskRef, ...] = ()
-    methods: tuple[str, ...] = ("continuous_sparsification",)
+    algorithms: tuple[str, ...] = ("continuous_sparsification",)
     granularity: Literal["component", "weight"] = "component"
     sparsity: float = 0.5
     steps: int = 200
-    ablation: Literal["zero", "mean"] = "mean"
+    replacement: Literal["zero", "mean"] = "mean"
     seeds: tuple[int, ...] = (0,)
     n_examples: int = 256
 
@@ -118,7 +119,7 @@ def load_sweep(path: "str | os.PathLike[str]", overrides: Iterable[str] = ()) ->
 
     Raises:
         ConfigError: missing or malformed file, unknown keys (named, with the valid ones), wrong types,
-            unknown job kinds, methods, measures, metrics or task names, missing model or prompt paths.
+            unknown job kinds, replacements, algorithms, measures, metrics or task names, missing model or prompt paths.
     """
     file = Path(path).expanduser()
     data = read_toml(file, what="sweep file")
@@ -249,13 +250,13 @@ def _check(job: Job, refs: Mapping[str, Any], base_dir: Path) -> Job:
         raise ConfigError("tasks must list at least one task")
     models = tuple(model_ref(m, base_dir=base_dir) for m in raw_models)
     if isinstance(job, AblationJob):
-        choice_list("methods", job.methods, names.REPLACEMENTS)
+        choice_list("replacements", job.replacements, names.REPLACEMENTS)
         choice_list("metric", (job.metric,), tuple(METRICS))
         component_list(job.components)
-        if job.memory_budget_mb <= 0:
-            raise ConfigError(f"memory_budget_mb must be positive, got {job.memory_budget_mb}")
+        parse_size(job.memory_budget)
     else:
-        choice_list("methods", job.methods, names.ALGORITHMS)
+        choice_list("algorithms", job.algorithms, names.ALGORITHMS)
+        choice_list("replacement", (job.replacement,), names.MASK_REPLACEMENTS)
         if not 0 < job.sparsity < 1:
             raise ConfigError(f"sparsity must be in (0, 1), got {job.sparsity}")
         if job.steps <= 0:

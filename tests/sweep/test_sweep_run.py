@@ -28,7 +28,7 @@ def test_example_expands_to_the_full_grid_with_unique_keys(spec):
     assert len(units) == 8 + 8 + 2
     assert len({u.key for u in units}) == len(units)
     first = units[0]
-    assert first.key == "job=heads|analysis=ablation|model=models/base|task=reverse|method=mean|seed=0"
+    assert first.key == "job=heads|analysis=ablation|model=models/base|task=reverse|replacement=mean|seed=0"
     assert first.kwargs["n_examples"] == 8 and first.meta["unit"]["components"] == ["heads"]
 
 
@@ -42,7 +42,7 @@ def test_rows_are_tidy_and_led_by_the_coordinates(spec, tmp_path):
     ablation = frame[frame["analysis"] == "ablation"]
     assert ablation.groupby("unit").size().eq(8).all()  # 2 layers x 4 heads
     assert set(ablation["component"]) == {f"L{layer}H{h}" for layer in range(2) for h in range(4)}
-    drift = frame[frame["analysis"] == "drift"]
+    drift = frame[frame["analysis"].isin(["weight_drift", "activation_drift"])]
     assert set(drift["table"]) == {"weights", "weights_summary", "activations", "activations_summary"}
     assert drift["base"].eq("models/base").all() and drift["model"].eq("models/tuned").all()
     summary = drift[(drift["table"] == "weights_summary") & (drift["measure"] == "rel_change")]

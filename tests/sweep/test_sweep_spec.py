@@ -35,10 +35,10 @@ def test_example_resolves_paths_against_the_file(sweep_dir):
 
 
 def test_overrides_reach_top_level_every_job_and_one_job(sweep_dir):
-    spec = load_sweep(sweep_dir / "sweep.toml", ["steps=3", "seeds=0,1,2", "jobs.0.methods=resample", "out=/x"])
+    spec = load_sweep(sweep_dir / "sweep.toml", ["steps=3", "seeds=0,1,2", "jobs.0.replacements=resample", "out=/x"])
     heads, masks, drift = spec.jobs
     assert masks.steps == 3 and heads.seeds == masks.seeds == drift.seeds == (0, 1, 2)
-    assert heads.methods == ("resample",) and spec.out == "/x"
+    assert heads.replacements == ("resample",) and spec.out == "/x"
 
 
 def test_hub_ids_and_revisions_are_kept_for_load_time(sweep_dir):
@@ -87,7 +87,7 @@ def test_unknown_job_key_names_job_key_and_valid_keys(sweep_dir):
         (0, "tasks", ["reverse", 7], "a task is a synthetic task name"),
         (0, "tasks", ["revrse"], "unknown operation 'revrse'"),
         (0, "tasks", [{"prompts": "missing.jsonl"}], "prompts file 'missing.jsonl' does not exist"),
-        (0, "methods", ["mean", "shuffle"], "unknown methods entry 'shuffle'; valid: zero, mean, resample"),
+        (0, "replacements", ["mean", "shuffle"], "unknown replacements entry 'shuffle'; valid: zero, mean, resample"),
         (0, "components", ["L0H1", "bogus"], "bogus"),
         (0, "metric", "f1", "unknown metric entry 'f1'"),
         (2, "measures", ["cka"], "unknown measures entry 'cka'"),
@@ -133,7 +133,9 @@ _values = st.recursive(  # what TOML can hold (it has no null)
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
     max_leaves=6,
 )
-_keys = st.sampled_from(["kind", "models", "tasks", "methods", "seeds", "steps", "pairs", "name", "x", "components"])
+_keys = st.sampled_from(
+    ["kind", "models", "tasks", "replacements", "seeds", "steps", "pairs", "name", "x", "components"]
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
