@@ -169,7 +169,7 @@ def test_name_lists_are_checked_against_their_choices() -> None:
         "cosine",
     )
     _one_line_error(lambda: choice_list("--measures", "svcca", ("cosine",)), "unknown --measures entry 'svcca'")
-    _one_line_error(lambda: choice_list("methods", [], ("zero", "mean")), "methods must list at least one of")
+    _one_line_error(lambda: choice_list("replacements", [], ("zero", "mean")), "replacements must list at least one of")
 
 
 def test_components_are_checked_against_the_model() -> None:

@@ -26,7 +26,7 @@ def commands(model: str, out: Path, *task: str) -> list[list[str]]:
 
 def run_all(cmds: list[list[str]], out: Path, message: str, capsys) -> None:
     for cmd in cmds:
-        code = main(cmd)
+        code = main([*cmd, "--no-progress"])  # the error line alone on stderr, not after a bar cut short
         err = capsys.readouterr().err
         assert code == 2, (cmd, err)
         assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, (cmd, err)

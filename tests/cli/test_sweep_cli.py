@@ -35,7 +35,8 @@ def test_example_runs_resumes_and_refuses_another_sweep(sweep_dir, tmp_path, cap
     assert _sweep(sweep_dir, "--out", str(out)) == 0
     assert "18 units" in capsys.readouterr().out
     frame = Store.read(out).frame()
-    assert frame["unit"].nunique() == 18 and set(frame["analysis"]) == {"ablation", "mask", "drift"}
+    assert frame["unit"].nunique() == 18
+    assert set(frame["analysis"]) == {"ablation", "mask", "weight_drift", "activation_drift"}
     manifest = (out / MANIFEST).read_text()
 
     assert _sweep(sweep_dir, "--out", str(out)) == 2  # same sweep, no --resume: finished work is not reused silently
@@ -48,7 +49,7 @@ def test_example_runs_resumes_and_refuses_another_sweep(sweep_dir, tmp_path, cap
     assert str(out) in err and "--replace" in err and "another directory" in err
     assert (out / MANIFEST).read_text() == manifest and Store.read(out).frame().equals(frame)
 
-    small = ["--set", "jobs.0.models=models/base", "--set", "jobs.0.tasks=reverse", "--set", "jobs.0.methods=zero"]
+    small = ["--set", "jobs.0.models=models/base", "--set", "jobs.0.tasks=reverse", "--set", "jobs.0.replacements=zero"]
     assert _sweep(sweep_dir, "--out", str(out), "--replace", *small, "--set", "jobs.1.seeds=0") == 0
     assert Store.read(out).frame()["unit"].nunique() == 1 + 4 + 2
 

@@ -24,7 +24,8 @@ def _run(spec, out, executor):
 
 def test_example_expands_to_the_full_grid_with_unique_keys(spec):
     units = expand(spec)
-    # ablation 2 models x 2 tasks x 2 methods x 1 seed, mask 2 x 2 x 1 x 2, drift 1 weights + 1 pair x 1 task x 1 seed
+    # ablation 2 models x 2 tasks x 2 replacements x 1 seed, mask 2 x 2 x 1 x 2,
+    # drift 1 weights + 1 pair x 1 task x 1 seed
     assert len(units) == 8 + 8 + 2
     assert len({u.key for u in units}) == len(units)
     first = units[0]
