@@ -15,7 +15,7 @@ _FIGURES = {"head": "heatmap_heads.html", "layer": "heatmap_layers.html", "neuro
 
 
 def run(args: argparse.Namespace) -> int:
-    out = check_out_dir(args.out, overwrite=args.replace)
+    out = check_out_dir(args.out, replace=args.replace)
     model = model_from_args(args.model, args)
     components = components_from_args(model, args)
     batch = batch_from_args(model, args)
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         config=config,
         tables={"ablation": frame},
         writers=figures,
-        overwrite=args.replace,
+        replace=args.replace,
         seed=args.resample_seed,
         device=str(model.device),
         dtype=str(model.dtype),

@@ -27,7 +27,7 @@ PAGE = "drift.html"
 
 
 def run(args: argparse.Namespace) -> int:
-    out = check_out_dir(args.out, overwrite=args.replace)
+    out = check_out_dir(args.out, replace=args.replace)
     measures = choice_list("--measures", args.measures, MEASURES)
     if args.batch_size <= 0 or args.top_k <= 0:
         raise ConfigError("--batch-size and --top-k must be positive")
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         config=config,
         tables={"weights": weights, "activations": activations, "summary": summary},
         writers={PAGE: lambda path: save_figures_page(figures, path, title=f"Drift: {args.base} → {args.tuned}")},
-        overwrite=args.replace,
+        replace=args.replace,
         seed=args.seed,
         device=str(base.device),
         dtype=str(base.dtype),

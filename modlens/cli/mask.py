@@ -15,7 +15,7 @@ from modlens.tasks import answer_accuracy
 
 
 def run(args: argparse.Namespace) -> int:
-    out = check_out_dir(args.out, overwrite=args.replace)
+    out = check_out_dir(args.out, replace=args.replace)
     model = model_from_args(args.model, args)
     evaluation = batch_from_args(model, args)
     # fit on the train split, report on the held-out test split (a prompts file is both)
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         config=config,
         tables={"summary": summary, "density": mask.density_by_layer()},
         writers={mask_file: lambda path: save_mask(mask, path), "density.html": lambda p: save_figure_html(figure, p)},
-        overwrite=args.replace,
+        replace=args.replace,
         seed=args.mask_seed,
     )
     print(

@@ -43,7 +43,7 @@ def _tokens(tokenizer: PreTrainedTokenizerBase | None, pairs: PatchingBatch) -> 
 
 
 def run(args: argparse.Namespace) -> int:
-    out = check_out_dir(args.out, overwrite=args.replace)
+    out = check_out_dir(args.out, replace=args.replace)
     positions = parse_positions(args.positions)
     model = model_from_args(args.model, args)
     components = components_from_args(model, args)
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         config=config,
         tables=tables,
         writers=figures,
-        overwrite=args.replace,
+        replace=args.replace,
         device=str(model.device),
         dtype=str(model.dtype),
     )

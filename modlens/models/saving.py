@@ -13,7 +13,7 @@ from modlens.provenance import provenance
 PROVENANCE_FILE = "provenance.json"
 
 
-def save_model(model: Model, path: "str | os.PathLike[str]", *, overwrite: bool = False, **record: Any) -> Path:
+def save_model(model: Model, path: "str | os.PathLike[str]", *, replace: bool = False, **record: Any) -> Path:
     """Writes ``model`` to ``path`` atomically: weights (safetensors), config, tokenizer, provenance JSON.
 
     The directory appears complete or not at all: it is written beside ``path`` and renamed into place.
@@ -21,16 +21,16 @@ def save_model(model: Model, path: "str | os.PathLike[str]", *, overwrite: bool 
     Args:
         model: the model to save.
         path: target directory.
-        overwrite: replace an existing directory.
+        replace: replace an existing directory.
         **record: extra provenance fields (seed, training step, ...).
 
     Returns:
         The directory written.
     """
     target = Path(path).expanduser()
-    if target.exists() and not overwrite:
-        raise ModlensError(f"{str(target)!r} already exists; pass overwrite=True to replace it")
-    with atomic_directory(target, replace=overwrite) as staging:
+    if target.exists() and not replace:
+        raise ModlensError(f"{str(target)!r} already exists; pass replace=True to replace it")
+    with atomic_directory(target, replace=replace) as staging:
         model.hf.save_pretrained(staging, safe_serialization=True)
         if model.tokenizer is not None:
             model.tokenizer.save_pretrained(staging)
