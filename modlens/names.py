@@ -32,6 +32,10 @@ MEASURES = ("linear_cka", "debiased_cka", "cosine", "rel_change")
 SELECTIONS = ("heads", "attn", "mlp", "neurons", "resid", "all")
 """Named groups of components (``--components``)."""
 
+FINETUNE_METHODS = ("full", "upper", "lora", "svf", "proxy")
+"""Fine-tuning methods (``modlens.training.methods``): all weights, the upper layers only, LoRA adapters merged into
+the weights, singular-value scales only (Transformer²'s SVF), and decoding-time proxy-tuning (the base untouched)."""
+
 PRESETS = ("quick", "full", "large", "tiny")
 """Study presets (``modlens study --preset``)."""
 

@@ -1,21 +1,26 @@
 """Fine-tuning on any task, stopping once a target accuracy is reached, with optional replay and an optional
-fixed-budget snapshot (the same number of steps for every model, so step count cannot pass for modularity)."""
+fixed-budget snapshot (the same number of steps for every model, so step count cannot pass for modularity), by any
+registered method (``modlens.training.methods``: full, upper layers, LoRA, singular values, proxy-tuning)."""
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar, overload
 
 import numpy as np
 import pandas as pd
 import torch
-from transformers import PreTrainedModel
+from torch import nn
 
 from modlens.errors import ConfigError
 from modlens.models.model import Model
 from modlens.tasks.batch import Batch
 from modlens.tasks.metrics import answer_accuracy, loss
 from modlens.tasks.synthetic import SyntheticTask, sample_mixture
-from modlens.training.loop import Schedule, train, trainable_copy
+from modlens.training.loop import Schedule, train
+from modlens.training.methods import Method, Proxy, ProxyModel, method_named
+
+M = TypeVar("M", Model, ProxyModel)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,30 +66,68 @@ class FinetuneConfig:
 
 
 @dataclass(frozen=True)
-class FinetuneResult:
+class FinetuneResult(Generic[M]):
     """A fine-tuned model and how it got there.
 
     Attributes:
         model: the fine-tuned model when it reached the target, or after ``max_steps`` (the input model is
-            untouched).
+            untouched): a ``Model`` (LoRA and SVF merged into its weights), or a ``ProxyModel`` for proxy-tuning.
         steps: optimiser steps behind ``model``.
         reached_target: whether validation accuracy reached the target within ``max_steps``.
         history: one row per validation check: ``step``, ``val_loss``, ``val_accuracy``.
         fixed_budget: the model after exactly ``config.fixed_steps`` steps, when asked for.
+        method: the method's name (``modlens.names.FINETUNE_METHODS``).
+        adapter: the method's own trained parameters behind ``model``: SVF's scale vectors (``Scales``, module
+            name -> ``z``), LoRA's factors (peft parameter name -> tensor); empty for full, upper and proxy.
     """
 
-    model: Model
+    model: M
     steps: int
     reached_target: bool
     history: pd.DataFrame
-    fixed_budget: Model | None = None
+    fixed_budget: M | None = None
+    method: str = "full"
+    adapter: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+Data = SyntheticTask | Sequence[SyntheticTask] | Batch
+
+
+# Proxy is a Method: the more specific overload comes first, as mypy resolves them in order.
+@overload
+def finetune(  # type: ignore[overload-overlap]
+    model: Model,
+    data: Data,
+    config: FinetuneConfig,
+    *,
+    method: Proxy,
+    replay: Sequence[SyntheticTask] = (),
+    replay_weights: Sequence[float] | None = None,
+    val: Batch | None = None,
+    progress: bool = True,
+) -> FinetuneResult[ProxyModel]: ...
+
+
+@overload
+def finetune(
+    model: Model,
+    data: Data,
+    config: FinetuneConfig,
+    *,
+    method: str | Method = "full",
+    replay: Sequence[SyntheticTask] = (),
+    replay_weights: Sequence[float] | None = None,
+    val: Batch | None = None,
+    progress: bool = True,
+) -> FinetuneResult[Model]: ...
 
 
 def finetune(
     model: Model,
-    data: SyntheticTask | Sequence[SyntheticTask] | Batch,
+    data: Data,
     config: FinetuneConfig,
     *,
+    method: str | Method = "full",
     replay: Sequence[SyntheticTask] = (),
     replay_weights: Sequence[float] | None = None,
     val: Batch | None = None,
@@ -94,6 +137,10 @@ def finetune(
 
     Args:
         model: the base model (not modified).
+        method: how: a name from ``modlens.names.FINETUNE_METHODS`` (with the method's default options) or a
+            method object with options (``Upper(upper_from=3)``, ``Lora(rank=4)``, ``Svf(targets=...)``,
+            ``Proxy(expert=small)``; proxy-tuning always needs the object, for its expert). Only the parameters
+            in the method's scope change; the validation check judges the logits of what is returned.
         data: synthetic task(s) to sample from, or a fixed ``Batch`` (e.g. a prompt file) to draw
             minibatches from.
         config: budget, target and optimiser settings.
@@ -102,20 +149,21 @@ def finetune(
         val: validation batch; by default the ``"val"`` split of ``data`` (required for a fixed Batch).
         progress: show a progress bar.
     """
+    how = method_named(method) if isinstance(method, str) else method
     sampler, default_val = _data(data, replay, replay_weights, config)
     val = (val if val is not None else default_val).to(model.device)
     history: list[dict[str, float]] = []
-    kept: dict[str, tuple[int, PreTrainedModel]] = {}
+    kept: dict[str, tuple[int, nn.Module]] = {}
     reached = False
 
     @torch.no_grad()
-    def check(step: int, hf: PreTrainedModel) -> bool:
+    def check(step: int, hf: nn.Module) -> bool:
         nonlocal reached
         if step == config.fixed_steps:
             kept["fixed"] = (step, _frozen(hf))
         if "target" not in kept and (step % config.eval_every == 0 or step == config.max_steps):
             hf.eval()
-            logits = hf(val.tokens).logits
+            logits = how.logits(model, hf, val.tokens)
             acc = float(answer_accuracy(logits, val))
             history.append({"step": step, "val_loss": float(loss(logits, val)), "val_accuracy": acc})
             hf.train()
@@ -124,9 +172,9 @@ def finetune(
                 reached = acc >= config.target_accuracy
         return "target" in kept and (config.fixed_steps is None or "fixed" in kept)
 
-    hf = trainable_copy(model.hf)
+    hf = how.trainable(model)
     train(
-        hf,
+        hf,  # type: ignore[arg-type]
         sampler,
         steps=max(config.max_steps, config.fixed_steps or 0),
         schedule=Schedule(lr=config.lr, warmup=config.warmup, decay_to=1.0, total=config.max_steps),
@@ -135,15 +183,17 @@ def finetune(
         progress=progress,
         desc="finetune",
     )
-    steps, weights = kept["target"]
-    tuned = model.with_weights(weights, source=f"{model.source}+finetuned")
+    steps, trained = kept["target"]
+    # full fine-tunes keep their historical source label; the others name their method
+    label = "finetuned" if how.name == "full" else f"finetuned:{how.name}"
+    tuned = how.result(model, trained, f"{model.source}+{label}")
     fixed = None
     if "fixed" in kept:
-        fixed = model.with_weights(kept["fixed"][1], source=f"{model.source}+finetuned@{config.fixed_steps}")
-    return FinetuneResult(tuned, steps, reached, pd.DataFrame(history), fixed)
+        fixed = how.result(model, kept["fixed"][1], f"{model.source}+{label}@{config.fixed_steps}")
+    return FinetuneResult(tuned, steps, reached, pd.DataFrame(history), fixed, how.name, how.adapter(trained))
 
 
-def _frozen(hf: PreTrainedModel) -> PreTrainedModel:
+def _frozen(hf: nn.Module) -> nn.Module:
     """An eval-mode copy with gradients off: a snapshot that further training leaves alone."""
     snapshot = copy.deepcopy(hf).eval()
     for p in snapshot.parameters():
@@ -152,7 +202,7 @@ def _frozen(hf: PreTrainedModel) -> PreTrainedModel:
 
 
 def _data(
-    data: SyntheticTask | Sequence[SyntheticTask] | Batch,
+    data: Data,
     replay: Sequence[SyntheticTask],
     replay_weights: Sequence[float] | None,
     config: FinetuneConfig,

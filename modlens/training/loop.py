@@ -82,7 +82,9 @@ def train(
         The number of optimiser steps taken.
     """
     device = next(hf.parameters()).device
-    opt = torch.optim.AdamW(hf.parameters(), lr=schedule.lr, weight_decay=schedule.weight_decay)
+    # only what the fine-tuning method left trainable: frozen weights get no weight decay and no optimiser state
+    params = [p for p in hf.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=schedule.lr, weight_decay=schedule.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule.factor)
     done = 0
     with torch.random.fork_rng(devices=[]):
@@ -95,7 +97,7 @@ def train(
             value = loss(hf(batch.tokens).logits, batch)
             opt.zero_grad(set_to_none=True)
             value.backward()
-            torch.nn.utils.clip_grad_norm_(hf.parameters(), schedule.grad_clip)
+            torch.nn.utils.clip_grad_norm_(params, schedule.grad_clip)
             opt.step()
             sched.step()
             done = step + 1
