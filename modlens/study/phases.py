@@ -52,6 +52,13 @@ def checkpoint_unit(
     study = StudyConfig.from_dict(config)
     mem = Member(**member)
     base = Family(study.family, Path(models_root)).load(mem, step)
+    common = {"depth": mem.depth, "seed": mem.seed, "label_noise": mem.label_noise, "corpus": mem.corpus, "step": step}
+    return measure_checkpoint(study, base, common)
+
+
+def measure_checkpoint(study: StudyConfig, base: Model, common: dict[str, Any]) -> list[dict[str, Any]]:
+    """A checkpoint unit's work on a loaded ``base``: fine-tune, measure, and tag every row with ``common``
+    (the run's coordinates), ``pretrain_loss`` and ``pretrain_accuracy``."""
     tasks = StudyTasks(study)
     prim_test = tasks.test("primitives")
     with torch.no_grad():
@@ -84,15 +91,7 @@ def checkpoint_unit(
     else:
         metrics |= {(name, sub): math.nan for name, sub in mechanism_names(study)}
 
-    common = {
-        "depth": mem.depth,
-        "seed": mem.seed,
-        "label_noise": mem.label_noise,
-        "corpus": mem.corpus,
-        "step": step,
-        "pretrain_loss": pretrain_loss,
-        "pretrain_accuracy": pretrain_accuracy,
-    }
+    common = {**common, "pretrain_loss": pretrain_loss, "pretrain_accuracy": pretrain_accuracy}
     rows = [
         {"table": "metrics", **common, "metric": name, "subroutine": sub, "value": float(value)}
         for (name, sub), value in metrics.items()

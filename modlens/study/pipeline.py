@@ -12,6 +12,8 @@ import pandas as pd
 
 from modlens.executors import Unit, open_executor, run_units
 from modlens.store import Store
+from modlens.study.family_file import CheckedFamily, StudyFamily, check_family
+from modlens.study.family_phases import family_checkpoint_unit
 from modlens.study.phases import checkpoint_unit, pretrain_unit
 from modlens.study.presets import StudyConfig
 from modlens.zoo.cache import checkpoint_dirname
@@ -58,10 +60,31 @@ def plan_checkpoints(study: StudyConfig, models_root: Path) -> list[Unit]:
     ]
 
 
+def plan_family(study: StudyConfig, family: CheckedFamily) -> list[Unit]:
+    """One unit per checkpoint of a checked family file (quality, fine-tuning and measures; nothing pretrained)."""
+    config = study.as_dict()
+    return [
+        Unit(
+            key=f"family/{name}/seed{seed}/{checkpoint_dirname(point.step)}",
+            fn=family_checkpoint_unit,
+            kwargs={"config": config, "checkpoint": point.as_dict(), "name": name, "seed": seed},
+            meta={"phase": "finetune", "trajectory": name, "seed": seed, "step": point.step, "label": point.label},
+        )
+        for (name, seed), points in family.runs.items()
+        for point in points
+    ]
+
+
+def family_store_config(study: StudyConfig, family: CheckedFamily) -> dict[str, object]:
+    """What identifies a family-file study's store: the study config and every checked checkpoint."""
+    return {**study.as_dict(), "family_file": family.as_dict()}
+
+
 def run_study(
     study: StudyConfig,
     out_dir: "str | os.PathLike[str]",
     *,
+    family: StudyFamily | None = None,
     executor: str = "local",
     resume: bool = False,
     replace: bool = False,
@@ -72,11 +95,22 @@ def run_study(
     Args:
         study: the configuration.
         out_dir: the study's store; pretrained checkpoints live in ``out_dir/models``.
+        family: a family file (``load_family_file``): its checkpoints replace the pretrained family (the file's
+            ``[study]`` keys and ``heldout`` are applied on top of ``study``); every checkpoint is checked
+            before any unit runs.
         executor: ``"local"``, ``"processes[:N]"`` or ``"dask://HOST:PORT"``.
         resume: continue a store of the same study, skipping finished units.
         replace: discard a store of a different study in ``out_dir``.
         progress: show progress bars.
     """
+    if family is not None:
+        study = family.study_config(study)
+        checked = check_family(family, study)
+        with open_executor(executor) as pool:
+            config = family_store_config(study, checked)
+            store = Store.open(out_dir, kind="study", config=config, allow_replace=replace, resume=resume)
+            frame = run_units(plan_family(study, checked), store, executor=pool, progress=progress)
+        return split_tables(frame)
     # The executor first: an unreachable cluster then leaves no store behind, and one pool serves both phases.
     with open_executor(executor) as pool:
         store = Store.open(out_dir, kind="study", config=study.as_dict(), allow_replace=replace, resume=resume)

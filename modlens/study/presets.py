@@ -76,6 +76,9 @@ class StudyConfig:
     tasks are the next ``n_finetune_composites`` (``None``: all) pairs that are no functional twin of a
     held-out one (``modlens.tasks.splits``).
 
+    ``heldout_composites`` names the held-out pairs instead (a family file's ``heldout``); ``n_heldout_composites``
+    is then ignored.
+
     Fine-tuning (``finetune``, a ``modlens.training.FinetuneConfig``): each checkpoint is fine-tuned once per
     learning rate in ``lr_grid`` until whole-answer validation accuracy on the fine-tuning pairs reaches
     ``finetune.target_accuracy`` (at most ``finetune.max_steps``); the rate is chosen on validation (reached
@@ -100,6 +103,7 @@ class StudyConfig:
     masks: MaskConfig = MaskConfig()
     task_seed: int = 0
     n_heldout_composites: int = 8
+    heldout_composites: tuple[str, ...] = ()
     n_finetune_composites: int | None = None
     max_heldout_agreement: float = 0.1
     n_pretrain_composites: int = 5
@@ -144,7 +148,10 @@ class StudyConfig:
         return config_from_mapping(cls, values)
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        if not self.heldout_composites:  # absent unless set: stores and fingerprints of earlier studies stay valid
+            del values["heldout_composites"]
+        return values
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:12]
@@ -157,6 +164,7 @@ class StudyConfig:
             n_finetune=self.n_finetune_composites,
             n_digits=self.family.n_digits,
             max_agreement=self.max_heldout_agreement,
+            heldout=self.heldout_composites,
         )
 
 

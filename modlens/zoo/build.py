@@ -26,6 +26,7 @@ from modlens.models.model import Model
 from modlens.models.saving import save_model
 from modlens.progress import progress_bar
 from modlens.provenance import provenance
+from modlens.tasks.batch import Batch
 from modlens.tasks.metrics import evaluate
 from modlens.tasks.operations import PRIMITIVES
 from modlens.tasks.synthetic import SyntheticTask, step_forms
@@ -122,10 +123,16 @@ def check_buildable(config: FamilyConfig) -> None:
         raise ConfigError("composite_fraction > 0 needs pretrain_composites (composite task names)")
 
 
+def quality_batches(config: FamilyConfig) -> dict[str, Batch]:
+    """The held-out batches pretraining quality is measured on: ``n_eval`` test examples of every primitive."""
+    primitives = [SyntheticTask((p,), config.layout) for p in PRIMITIVES]
+    return {t.name: t.sample(config.n_eval, split="test", seed=10_000 + i) for i, t in enumerate(primitives)}
+
+
 def _build_member(config: FamilyConfig, member: Member, final: Path, *, progress: bool) -> None:
     layout = config.layout
     primitives = [SyntheticTask((p,), layout) for p in PRIMITIVES]
-    held_out = {t.name: t.sample(config.n_eval, split="test", seed=10_000 + i) for i, t in enumerate(primitives)}
+    held_out = quality_batches(config)
     init = tiny_model(
         config.architecture,
         tokenizer=layout.vocab.tokenizer(),

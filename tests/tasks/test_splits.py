@@ -52,3 +52,11 @@ def test_split_is_deterministic_in_the_seed() -> None:
 
 def test_every_pair_of_primitives_is_covered() -> None:
     assert len(composites()) == len(list(itertools.permutations(PRIMITIVES, 2)))
+
+
+def test_named_heldout_pairs_replace_the_drawn_ones() -> None:
+    split = split_composites(seed=0, n_heldout=8, n_digits=4, heldout=("increment.reverse", "rotate∘swap"))
+    assert split.heldout == ("increment∘reverse", "rotate∘swap")
+    assert not set(split.heldout) & set(split.finetune)
+    with pytest.raises(TaskError, match="not a composite of two distinct primitives"):
+        split_composites(seed=0, n_heldout=1, n_digits=4, heldout=("reverse",))

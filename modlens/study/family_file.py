@@ -1,0 +1,358 @@
+"""Family files: the study over checkpoints a user names instead of a family it pretrains itself.
+
+A family file (TOML) lists one or more pretraining trajectories, each an ordered list of checkpoints::
+
+    heldout = ["increment∘reverse", "rotate∘swap"]   # held-out composites (optional: the study's split)
+    control = true                                  # add a step-0 random init per trajectory (seeded)
+
+    [study]                                         # StudyConfig keys, as in --config (optional)
+    n_eval = 128
+
+    [[trajectories]]
+    name = "recipe-a"                               # trajectories of one recipe share a name ...
+    seed = 0                                        # ... and differ in their seed label
+    checkpoints = [
+        { source = "runs/a-seed0/step000300" },                     # a directory, relative to this file
+        { source = "EleutherAI/pythia-160m", revision = "step1000" },  # a hub id at a revision
+    ]
+
+``load_family_file`` parses it with the config machinery (a wrong key names the valid ones); ``check_family``
+checks every checkpoint before any unit runs (directories exist, hub revisions resolve in the local cache
+without the network, one architecture, one tokenizer, the synthetic task vocabulary), each refusal one line.
+"""
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modlens.config import config_from_mapping, read_toml
+from modlens.errors import ConfigError, ModelLoadError, TaskError
+from modlens.models.loading import check_model_directory, looks_like_path
+from modlens.models.saving import read_provenance
+from modlens.models.spec import ModelSpec, pair_mismatches, spec_from_hf_config
+from modlens.study.presets import StudyConfig
+from modlens.tasks.synthetic import TaskLayout
+
+FILE_KEYS = ("control", "heldout", "study", "trajectories")
+_STEP = re.compile(r"step0*(\d+)$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Checkpoint:
+    """One checkpoint of a trajectory.
+
+    Attributes:
+        source: a local Hugging Face directory (relative paths are relative to the family file) or a hub id.
+        revision: the hub revision, e.g. ``"step1000"`` (hub ids only).
+        step: the pretraining step; default: read from ``revision`` or the directory name (``step1000``,
+            ``step001000``), else from the checkpoint's saved provenance.
+    """
+
+    source: str
+    revision: str | None = None
+    step: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Trajectory:
+    """One pretraining run: its checkpoints in training order.
+
+    Attributes:
+        name: the recipe (the analysis's ``corpus`` group): trajectories of one recipe share it.
+        seed: the run's seed label (default: its position among the trajectories of its name); it also seeds
+            the random-init control.
+        checkpoints: the checkpoints, in training order (steps strictly increasing).
+    """
+
+    name: str = "family"
+    seed: int | None = None
+    checkpoints: tuple[Checkpoint, ...] = ()
+
+
+@dataclass(frozen=True)
+class ResolvedCheckpoint:
+    """A checked checkpoint: ``source`` is an absolute directory or a hub id (with ``revision``); ``step`` is known.
+    ``control`` marks the random initialisation built from ``source``'s config (no weights are read)."""
+
+    source: str
+    revision: str | None
+    step: int
+    label: str
+    control: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class StudyFamily:
+    """A parsed family file: its trajectories, control switch, held-out tasks, study keys and where it lives."""
+
+    trajectories: tuple[Trajectory, ...]
+    control: bool
+    heldout: tuple[str, ...]
+    study: Mapping[str, Any]
+    base_dir: Path
+
+    def study_config(self, base: StudyConfig) -> StudyConfig:
+        """``base`` with the file's ``[study]`` keys and its held-out tasks applied."""
+        config = config_from_mapping(StudyConfig, dict(self.study), base=base, prefix="study.")
+        if self.heldout:
+            config = config_from_mapping(StudyConfig, {"heldout_composites": list(self.heldout)}, base=config)
+        return config
+
+
+@dataclass(frozen=True)
+class CheckedFamily:
+    """A family whose every checkpoint was checked: trajectory ``(name, seed)`` -> checkpoints in step order."""
+
+    runs: dict[tuple[str, int], tuple[ResolvedCheckpoint, ...]]
+    spec: ModelSpec
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "runs": [
+                {"name": name, "seed": seed, "checkpoints": [c.as_dict() for c in checkpoints]}
+                for (name, seed), checkpoints in self.runs.items()
+            ],
+            "spec": self.spec.as_dict(),
+        }
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def load_family_file(path: "str | os.PathLike[str]") -> StudyFamily:
+    """Parses a family file (see the module docstring); relative checkpoint paths are relative to the file.
+
+    Raises:
+        ConfigError: a missing or malformed file, an unknown key (the valid ones named), a wrong type.
+    """
+    file = Path(path).expanduser()
+    return parse_family(read_toml(file, what="family file"), base_dir=file.resolve().parent)
+
+
+def parse_family(values: Mapping[str, Any], *, base_dir: "str | os.PathLike[str]") -> StudyFamily:
+    """A family from the mapping a family file holds (see ``load_family_file``)."""
+    unknown = sorted(set(values) - set(FILE_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown family file key {unknown[0]!r}; valid keys: {', '.join(FILE_KEYS)}")
+    raw = values.get("trajectories")
+    if not isinstance(raw, list) or not raw or not all(isinstance(t, Mapping) for t in raw):
+        raise ConfigError("a family file lists its trajectories as [[trajectories]] tables with checkpoints = [...]")
+    trajectories = []
+    for i, entry in enumerate(raw):
+        prefix = f"trajectories.{i}."
+        points = entry.get("checkpoints")
+        if not isinstance(points, list) or not points:
+            raise ConfigError(f"{prefix}checkpoints must list at least one checkpoint")
+        checkpoints = []
+        for j, point in enumerate(points):
+            if isinstance(point, str):
+                point = {"source": point}
+            if not isinstance(point, Mapping):
+                raise ConfigError(f'{prefix}checkpoints.{j} is "DIR" or {{source = "...", revision = "..."}}')
+            if "source" not in point:
+                raise ConfigError(f"{prefix}checkpoints.{j} needs source (a directory or a hub id)")
+            checkpoints.append(config_from_mapping(Checkpoint, point, prefix=f"{prefix}checkpoints.{j}."))
+        rest = {k: v for k, v in entry.items() if k != "checkpoints"}
+        trajectory = config_from_mapping(Trajectory, rest, prefix=prefix)
+        trajectories.append(dataclasses.replace(trajectory, checkpoints=tuple(checkpoints)))
+    control = values.get("control", False)
+    if not isinstance(control, bool):
+        raise ConfigError(f"control must be true or false, got {control!r}")
+    heldout = values.get("heldout", [])
+    if not isinstance(heldout, list) or not all(isinstance(h, str) for h in heldout):
+        raise ConfigError(f'heldout lists task names, e.g. ["increment∘reverse"], got {heldout!r}')
+    study = values.get("study", {})
+    if not isinstance(study, Mapping):
+        raise ConfigError("study is a table of study config keys ([study])")
+    return StudyFamily(tuple(trajectories), control, tuple(heldout), dict(study), Path(base_dir))
+
+
+# -- checking, before any unit runs ------------------------------------------------------------------------------
+
+
+def check_family(family: StudyFamily, study: StudyConfig) -> CheckedFamily:
+    """Checks every checkpoint without loading weights: exists (directories) or resolves in the local hub cache
+    (hub ids: the network is not used when ``HF_HUB_OFFLINE`` is set, else asked with a short timeout); one
+    architecture and shape; one tokenizer; the synthetic task vocabulary of ``study``'s layout.
+
+    Raises:
+        ConfigError: a missing directory, an unresolvable revision, an unknown step, steps out of order, two
+            trajectories with one (name, seed).
+        ModelLoadError: a directory without a model, architectures or tokenizers that differ, a tokenizer that
+            is not the synthetic task vocabulary.
+    """
+    runs: dict[tuple[str, int], tuple[ResolvedCheckpoint, ...]] = {}
+    counts: dict[str, int] = {}
+    first: tuple[str, ModelSpec, dict[str, int] | None] | None = None
+    layout = study.family.layout
+    for trajectory in family.trajectories:
+        seed = trajectory.seed if trajectory.seed is not None else counts.get(trajectory.name, 0)
+        counts[trajectory.name] = counts.get(trajectory.name, 0) + 1
+        if (trajectory.name, seed) in runs:
+            raise ConfigError(f"two trajectories are named {trajectory.name!r} with seed {seed}; give each its seed")
+        checked: list[ResolvedCheckpoint] = []
+        for point in trajectory.checkpoints:
+            resolved, directory = _resolve(point, family.base_dir)
+            spec, vocab = _read_spec_and_vocab(directory, resolved.label)
+            if first is None:
+                first = (resolved.label, spec, vocab)
+                _check_synthetic(resolved.label, spec, vocab, layout)
+            else:
+                _check_same(first, resolved.label, spec, vocab)
+            _check_layout(resolved.label, directory, layout)
+            if checked and resolved.step <= checked[-1].step:
+                raise ConfigError(
+                    f"trajectory {trajectory.name!r} seed {seed}: checkpoints must be in training order; step "
+                    f"{resolved.step} ({resolved.label}) follows step {checked[-1].step}"
+                )
+            checked.append(resolved)
+        if family.control:
+            if checked[0].step == 0:
+                raise ConfigError(
+                    f"trajectory {trajectory.name!r} seed {seed} already has a step-0 checkpoint; drop control = true"
+                )
+            control = dataclasses.replace(checked[0], step=0, label=f"random init ({checked[0].label})", control=True)
+            checked.insert(0, control)
+        runs[(trajectory.name, seed)] = tuple(checked)
+    assert first is not None  # parse_family requires a checkpoint
+    return CheckedFamily(runs, first[1])
+
+
+def _resolve(point: Checkpoint, base_dir: Path) -> tuple[ResolvedCheckpoint, Path]:
+    """The checkpoint's source and step, and the local directory holding its config (and tokenizer)."""
+    label = point.source if point.revision is None else f"{point.source}@{point.revision}"
+    path = base_dir / Path(point.source).expanduser()
+    if path.exists():
+        if point.revision is not None:
+            raise ConfigError(f"{label}: revision applies to hub ids; {point.source!r} is a local directory")
+        check_model_directory(path)
+        step = point.step if point.step is not None else _step_of(path.name, path, label)
+        return ResolvedCheckpoint(str(path.resolve()), None, step, label), path
+    if looks_like_path(point.source):
+        raise ConfigError(f"checkpoint directory {point.source!r} does not exist (relative to {str(base_dir)!r})")
+    where = f"no directory {point.source!r} exists relative to {str(base_dir)!r}, and as a hub id it"
+    directory = _hub_snapshot(point.source, point.revision, label, where)
+    step = point.step if point.step is not None else _step_of(point.revision or "", directory, label)
+    return ResolvedCheckpoint(point.source, point.revision, step, label), directory
+
+
+def _step_of(name: str, directory: Path, label: str) -> int:
+    match = _STEP.fullmatch(name)
+    if match:
+        return int(match.group(1))
+    recorded = read_provenance(directory).get("step")
+    if isinstance(recorded, int):
+        return recorded
+    raise ConfigError(f"{label}: cannot tell its pretraining step; add step = N to the checkpoint")
+
+
+def hub_offline() -> bool:
+    """Whether the hub must not be asked (``HF_HUB_OFFLINE``)."""
+    from huggingface_hub import constants
+
+    flag = os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+    return flag or bool(constants.HF_HUB_OFFLINE)
+
+
+def _hub_snapshot(repo: str, revision: str | None, label: str, where: str) -> Path:
+    """The cached snapshot directory of ``repo`` at ``revision`` holding its ``config.json``; downloads only the
+    config (and tokenizer) files, and only when the hub may be asked."""
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    cached = try_to_load_from_cache(repo, "config.json", revision=revision)
+    if isinstance(cached, str):
+        return Path(cached).parent
+    if hub_offline():
+        raise ConfigError(
+            f"{label}: {where} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set; download it "
+            "first (or unset HF_HUB_OFFLINE)"
+        )
+    try:
+        config = hf_hub_download(repo, "config.json", revision=revision, etag_timeout=10)
+    except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"{label}: {where} cannot be resolved on the Hugging Face hub ({reason})") from None
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        with contextlib.suppress(HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError):
+            hf_hub_download(repo, name, revision=revision, etag_timeout=10)  # absent in some repos
+    return Path(config).parent
+
+
+def _read_spec_and_vocab(directory: Path, label: str) -> tuple[ModelSpec, dict[str, int] | None]:
+    from transformers import AutoConfig, AutoTokenizer
+
+    try:
+        spec = spec_from_hf_config(AutoConfig.from_pretrained(directory))
+    except (OSError, ValueError, KeyError) as err:
+        raise ModelLoadError(f"{label}: cannot read its config.json ({str(err).splitlines()[0]})") from None
+    if not any((directory / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "vocab.json")):
+        return spec, None
+    try:
+        vocab = dict(AutoTokenizer.from_pretrained(directory).get_vocab())
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ModelLoadError(f"{label}: cannot read its tokenizer ({str(err).splitlines()[0]})") from None
+    return spec, vocab
+
+
+def _check_same(
+    first: tuple[str, ModelSpec, dict[str, int] | None], label: str, spec: ModelSpec, vocab: dict[str, int] | None
+) -> None:
+    first_label, first_spec, first_vocab = first
+    problems = pair_mismatches(first_spec, spec)
+    if problems:
+        shown = "; ".join(p.replace("base ", f"{first_label} ").replace("tuned ", f"{label} ") for p in problems)
+        raise ModelLoadError(f"checkpoints of one family must share an architecture and shape: {shown}")
+    if vocab != first_vocab:
+        raise ModelLoadError(
+            f"checkpoints of one family must share a tokenizer: {label}'s differs from {first_label}'s "
+            f"({_vocab_difference(first_vocab, vocab)})"
+        )
+
+
+def _vocab_difference(a: dict[str, int] | None, b: dict[str, int] | None) -> str:
+    if a is None or b is None:
+        return "one has no tokenizer files"
+    if len(a) != len(b):
+        return f"{len(a)} vs {len(b)} tokens"
+    token = next(t for t in sorted(set(a) | set(b)) if a.get(t) != b.get(t))
+    return f"token {token!r}: id {a.get(token)} vs {b.get(token)}"
+
+
+def _check_synthetic(label: str, spec: ModelSpec, vocab: dict[str, int] | None, layout: TaskLayout) -> None:
+    """The study's tasks are the synthetic tasks: the checkpoints must read the synthetic task vocabulary."""
+    expected = dict(layout.vocab.ids)
+    if vocab is not None and any(vocab.get(token) != i for token, i in expected.items()):
+        raise ModelLoadError(
+            f"{label}'s tokenizer is not the synthetic task vocabulary; the study's tasks are not yet rendered for "
+            "a text tokenizer (issue 17), so only checkpoints trained on the synthetic tasks can be studied"
+        )
+    if spec.d_vocab < layout.vocab.size:
+        raise ModelLoadError(
+            f"{label} has a vocabulary of {spec.d_vocab} tokens; the synthetic tasks need {layout.vocab.size}"
+        )
+
+
+def _check_layout(label: str, directory: Path, layout: TaskLayout) -> None:
+    """A checkpoint that recorded its task layout (modlens.save_model) must match the study's."""
+    recorded = read_provenance(directory).get("layout")
+    if not isinstance(recorded, dict):
+        return
+    try:
+        theirs = TaskLayout(**recorded)
+    except (TypeError, TaskError):
+        return
+    if theirs != layout:
+        fields = [f.name for f in dataclasses.fields(TaskLayout) if getattr(theirs, f.name) != getattr(layout, f.name)]
+        wanted = ", ".join(f"study.family.{f} = {getattr(theirs, f)!r}" for f in fields)
+        raise ConfigError(f"{label} was trained on another task layout; set {wanted} in the family file's [study]")

@@ -1,0 +1,51 @@
+"""The study's unit over a checkpoint a family file names: load it (or build its random-init control), measure
+its pretraining quality as the built-in study does, then fine-tune and measure it with the same code
+(``modlens.study.phases.measure_checkpoint``)."""
+
+from typing import Any
+
+import torch
+
+from modlens.models.model import Model
+from modlens.resolve import ModelRef, load_ref
+from modlens.study.family_file import ResolvedCheckpoint
+from modlens.study.phases import measure_checkpoint
+from modlens.study.presets import StudyConfig
+from modlens.tasks.metrics import evaluate
+from modlens.zoo.build import quality_batches
+
+
+def family_checkpoint_unit(
+    config: dict[str, Any], checkpoint: dict[str, Any], name: str, seed: int
+) -> list[dict[str, Any]]:
+    """Quality rows and the checkpoint unit's rows for one checkpoint of trajectory ``(name, seed)``.
+
+    Rows carry ``depth`` (the model's layers), ``seed``, ``corpus`` (the trajectory's name) and ``step``; no
+    ``label_noise`` (a family file has no such factor, so the analysis does not group by it).
+    """
+    study = StudyConfig.from_dict(config)
+    point = ResolvedCheckpoint(**checkpoint)
+    base = load_checkpoint(point, seed=seed)
+    common = {"depth": base.spec.n_layers, "seed": seed, "corpus": name, "step": point.step}
+    with torch.no_grad():
+        quality = [
+            {"table": "quality", **common, "task": task, **evaluate(base.logits(batch.tokens), batch)}
+            for task, batch in quality_batches(study.family).items()
+        ]
+    return quality + measure_checkpoint(study, base, common)
+
+
+def load_checkpoint(point: ResolvedCheckpoint, *, seed: int) -> Model:
+    """The checkpoint's model; for the control, a random initialisation from its config, seeded with ``seed``
+    (the global torch generator is left as it was)."""
+    model = load_ref(ModelRef(point.source, point.revision, point.label))
+    if not point.control:
+        return model
+    from transformers import AutoModelForCausalLM
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        hf = AutoModelForCausalLM.from_config(model.hf.config, attn_implementation="eager")
+    for p in hf.parameters():
+        p.requires_grad_(False)
+    return Model(hf=hf.eval(), tokenizer=model.tokenizer)

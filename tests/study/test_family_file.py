@@ -1,0 +1,152 @@
+"""Family files: parsing, the one-line refusals before any unit runs, and equivalence with the built-in study."""
+
+import dataclasses
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from modlens.errors import ConfigError, ModelLoadError
+from modlens.models.factory import tiny_model
+from modlens.models.saving import save_model
+from modlens.study import PRESETS, run_study
+from modlens.study.family_file import check_family, load_family_file, parse_family
+from modlens.study.pipeline import MODELS_DIR
+
+TINY = dataclasses.replace(PRESETS["tiny"], family=dataclasses.replace(PRESETS["tiny"].family, seeds=(0,)))
+KEYS = ["seed", "step", "metric", "subroutine"]
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def builtin(tmp_path_factory):
+    """The built-in tiny study (one seed): its tables and its pretrained checkpoint directories."""
+    out = tmp_path_factory.mktemp("builtin")
+    return run_study(TINY, out, progress=False), out / MODELS_DIR / "L1-seed0-noise0.00"
+
+
+def synthetic_model(architecture: str, *, seed: int = 0, n_layers: int = 1, d_model: int = 32):
+    layout = TINY.family.layout
+    return tiny_model(
+        architecture,
+        tokenizer=layout.vocab.tokenizer(),
+        n_layers=n_layers,
+        d_model=d_model,
+        n_heads=4,
+        d_mlp=64,
+        n_ctx=max(32, layout.seq_len),
+        seed=seed,
+    )
+
+
+def test_the_family_files_checkpoints_give_the_builtin_studys_metrics(builtin, tmp_path) -> None:
+    result, member = builtin
+    file = write(
+        tmp_path / "family.toml",
+        f"""
+[[trajectories]]
+name = "primitives"
+seed = 0
+checkpoints = [{{ source = "{member / "step000000"}" }}, {{ source = "{member / "step000020"}" }}]
+""",
+    )
+    family = load_family_file(file)
+    ours = run_study(TINY, tmp_path / "out", family=family, progress=False)
+    theirs = result.metrics
+    assert len(ours.metrics) == len(theirs) > 0
+    merged = theirs.merge(ours.metrics, on=KEYS, suffixes=("_builtin", "_family"), validate="one_to_one")
+    assert len(merged) == len(theirs)
+    for column in ("value", "pretrain_loss", "pretrain_accuracy"):
+        a = torch.tensor(merged[f"{column}_builtin"].to_numpy())
+        b = torch.tensor(merged[f"{column}_family"].to_numpy())
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, equal_nan=True)  # float64 rows of float32 models
+    assert set(ours.metrics["corpus"]) == {"primitives"} and "label_noise" not in ours.metrics
+    quality_keys = ["seed", "step", "task"]
+    q = result.quality.merge(ours.quality, on=quality_keys, suffixes=("_builtin", "_family"), validate="one_to_one")
+    assert len(q) == len(result.quality) > 0
+    pd.testing.assert_series_equal(q["loss_builtin"], q["loss_family"], check_names=False, rtol=1e-5)
+
+
+def test_a_wrong_key_names_the_valid_ones(tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown family file key 'trajectory'; valid keys: control, heldout"):
+        parse_family({"trajectory": []}, base_dir=tmp_path)
+    bad = {"trajectories": [{"name": "a", "checkpoints": [{"source": "x", "revison": "step1"}]}]}
+    with pytest.raises(ConfigError, match=r"unknown config key 'trajectories.0.checkpoints.0.revison'.*revision"):
+        parse_family(bad, base_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"unknown config key 'study.n_evals'"):
+        parse_family(
+            {"study": {"n_evals": 3}, "trajectories": [{"checkpoints": ["x"]}]}, base_dir=tmp_path
+        ).study_config(TINY)
+
+
+def refusal(tmp_path: Path, body: str, error: type[Exception]) -> str:
+    family = load_family_file(write(tmp_path / "f.toml", body))
+    with pytest.raises(error) as info:
+        run_study(TINY, tmp_path / "out", family=family, progress=False)
+    line = str(info.value)
+    assert "\n" not in line
+    assert not (tmp_path / "out").exists()  # refused before any unit ran (no store was opened)
+    return line
+
+
+def test_a_missing_directory_is_refused_in_one_line(tmp_path) -> None:
+    line = refusal(tmp_path, '[[trajectories]]\ncheckpoints = ["./runs/step100"]\n', ConfigError)
+    assert "checkpoint directory './runs/step100' does not exist" in line
+
+
+def test_a_revision_not_in_the_offline_cache_is_refused_without_the_network(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    body = '[[trajectories]]\ncheckpoints = [{ source = "EleutherAI/pythia-160m", revision = "step1000" }]\n'
+    line = refusal(tmp_path, body, ConfigError)
+    assert "EleutherAI/pythia-160m@step1000" in line and "HF_HUB_OFFLINE" in line
+
+
+def test_checkpoints_of_different_architectures_are_refused(tmp_path) -> None:
+    save_model(synthetic_model("gpt_neox"), tmp_path / "a" / "step10")
+    save_model(synthetic_model("llama"), tmp_path / "a" / "step20")
+    line = refusal(tmp_path, '[[trajectories]]\ncheckpoints = ["a/step10", "a/step20"]\n', ModelLoadError)
+    assert "share an architecture" in line and "GPTNeoXForCausalLM" in line and "LlamaForCausalLM" in line
+
+
+def test_a_tokenizer_mismatch_is_refused(tmp_path) -> None:
+    save_model(synthetic_model("gpt_neox"), tmp_path / "a" / "step10")
+    other = synthetic_model("gpt_neox")
+    assert other.tokenizer is not None
+    other.tokenizer.add_tokens(["<extra>"])
+    save_model(other, tmp_path / "a" / "step20")
+    line = refusal(tmp_path, '[[trajectories]]\ncheckpoints = ["a/step10", "a/step20"]\n', ModelLoadError)
+    assert "share a tokenizer" in line
+
+
+def test_steps_out_of_order_and_a_non_synthetic_vocabulary_are_refused(tmp_path) -> None:
+    save_model(synthetic_model("gpt_neox"), tmp_path / "a" / "step10")
+    save_model(synthetic_model("gpt_neox", seed=1), tmp_path / "a" / "step20")
+    line = refusal(tmp_path, '[[trajectories]]\ncheckpoints = ["a/step20", "a/step10"]\n', ConfigError)
+    assert "training order" in line
+
+
+def test_control_and_seeds_and_heldout(tmp_path) -> None:
+    save_model(synthetic_model("gpt_neox"), tmp_path / "s0" / "step10")
+    save_model(synthetic_model("gpt_neox", seed=1), tmp_path / "s1" / "step10")
+    body = """
+heldout = ["increment.reverse", "rotate∘swap"]
+control = true
+[[trajectories]]
+name = "r"
+checkpoints = ["s0/step10"]
+[[trajectories]]
+name = "r"
+checkpoints = ["s1/step10"]
+"""
+    family = load_family_file(write(tmp_path / "f.toml", body))
+    study = family.study_config(TINY)
+    assert study.task_split().heldout == ("increment∘reverse", "rotate∘swap")
+    checked = check_family(family, study)
+    assert list(checked.runs) == [("r", 0), ("r", 1)]
+    assert [(c.step, c.control) for c in checked.runs[("r", 1)]] == [(0, True), (10, False)]
