@@ -174,7 +174,7 @@ def finetune(
 
     hf = how.trainable(model)
     train(
-        hf,  # type: ignore[arg-type]
+        hf,
         sampler,
         steps=max(config.max_steps, config.fixed_steps or 0),
         schedule=Schedule(lr=config.lr, warmup=config.warmup, decay_to=1.0, total=config.max_steps),

@@ -5,8 +5,10 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
+from torch import nn
 from transformers import PreTrainedModel
 
 from modlens.progress import progress_bar
@@ -54,21 +56,25 @@ def trainable_copy(hf: PreTrainedModel) -> PreTrainedModel:
     return model.train()
 
 
+H = TypeVar("H", bound=nn.Module)
+
+
 def train(
-    hf: PreTrainedModel,
+    hf: H,
     sampler: Sampler,
     *,
     steps: int,
     schedule: Schedule,
     seed: int,
-    on_step: Callable[[int, PreTrainedModel], bool] | None = None,
+    on_step: Callable[[int, H], bool] | None = None,
     progress: bool = True,
     desc: str = "train",
 ) -> int:
     """Trains ``hf`` in place on answer-token cross-entropy for up to ``steps`` steps.
 
     Args:
-        hf: a module in train mode (see ``trainable_copy``).
+        hf: a module in train mode whose output has ``.logits`` (a HF model, see ``trainable_copy``, or one a
+            fine-tuning method wrapped); only parameters with ``requires_grad`` train.
         sampler: batch for each step.
         steps: maximum number of optimiser steps.
         schedule: learning-rate schedule and optimiser settings.
