@@ -50,7 +50,7 @@ def add_task_vectors(
     hf = copy.deepcopy(base.hf)
     state = hf.state_dict()
     # tied weights (GPT-2's embedding and unembedding) appear under two names but must move once
-    first = {}
+    first: dict[int, str] = {}
     for name, tensor in state.items():
         first.setdefault(tensor.data_ptr(), name)
     for w, vector in zip(weights, vectors, strict=True):
