@@ -1,6 +1,7 @@
 """Training: pretraining with checkpoints along one trajectory, and fine-tuning to a target accuracy by one of
-several methods."""
+several methods, and mixing the experts it makes."""
 
+from modlens.training.experts import add_task_vectors, interference, mix_scales, run_composability, task_vector
 from modlens.training.finetune import FinetuneConfig, FinetuneResult, finetune
 from modlens.training.loop import Schedule, train, trainable_copy
 from modlens.training.methods import (
@@ -34,9 +35,14 @@ __all__ = [
     "Svf",
     "Trajectory",
     "Upper",
+    "add_task_vectors",
     "apply_scales",
     "finetune",
+    "interference",
+    "mix_scales",
     "pretrain",
+    "run_composability",
+    "task_vector",
     "train",
     "trainable_copy",
 ]
