@@ -23,6 +23,19 @@ def default_executor() -> str:
 def study(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=names.PRESETS, default="quick", help="starting configuration")
     flags.add_config(parser)
+    parser.add_argument(
+        "--family",
+        default=None,
+        metavar="FILE.toml",
+        help="study the checkpoints this family file lists (trajectories of local directories or hub id + "
+        "revision; see examples/family.toml) instead of pretraining the embedded family",
+    )
+    parser.add_argument(
+        "--plan",
+        action="store_true",
+        help="with --family: print the units, each one's estimated time (from a short timed probe here) and "
+        "memory, and a recommended executor; run nothing else",
+    )
     flags.add_output(parser, default="results/<preset>", resume=True)
     executor = default_executor()
     flags.add_executor(

@@ -5,15 +5,32 @@ import time
 from pathlib import Path
 
 from modlens.config import load_config
-from modlens.study import PRESETS, StudyConfig, run_study
+from modlens.errors import ConfigError
+from modlens.study import PRESETS, StudyConfig, load_family_file, run_study
 
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(StudyConfig, path=args.config, overrides=args.overrides, base=PRESETS[args.preset])
-    out = Path(args.out or f"results/{args.preset}")
+    family = load_family_file(args.family) if args.family else None
+    if args.plan:
+        if family is None:
+            raise ConfigError("--plan states the costs of a family file's study; give --family FILE.toml")
+        from modlens.study.family_file import check_family
+        from modlens.study.plan import plan_study
+
+        study = family.study_config(config)
+        print(plan_study(study, check_family(family, study)).text())
+        return 0
+    out = Path(args.out or (f"results/{Path(args.family).stem}" if args.family else f"results/{args.preset}"))
     started = time.perf_counter()
     result = run_study(
-        config, out, executor=args.executor, resume=args.resume, replace=args.replace, progress=not args.no_progress
+        config,
+        out,
+        family=family,
+        executor=args.executor,
+        resume=args.resume,
+        replace=args.replace,
+        progress=not args.no_progress,
     )
     elapsed = time.perf_counter() - started
     for name, table in (
@@ -27,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
     from modlens.report import write_study_report
 
     files = write_study_report(out)
-    print(f"study {config.fingerprint()} in {out} ({elapsed:.0f} s this run)")
+    print(
+        f"study {(family.study_config(config) if family else config).fingerprint()} in {out} ({elapsed:.0f} s this run)"
+    )
     print(answer_text(files.answer))
     print(f"descriptive metrics, figures and tables: {files.html}")
     if files.skipped:

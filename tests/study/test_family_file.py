@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
+from modlens.cli import main
 from modlens.errors import ConfigError, ModelLoadError
 from modlens.models.factory import tiny_model
 from modlens.models.saving import save_model
@@ -150,3 +151,29 @@ checkpoints = ["s1/step10"]
     checked = check_family(family, study)
     assert list(checked.runs) == [("r", 0), ("r", 1)]
     assert [(c.step, c.control) for c in checked.runs[("r", 1)]] == [(0, True), (10, False)]
+
+
+def family_of_builtin(member: Path, path: Path, *, control: bool = False) -> Path:
+    points = ", ".join(f'{{ source = "{member / step}" }}' for step in ("step000000", "step000020"))
+    body = (
+        f'control = {str(control).lower()}\n[[trajectories]]\nname = "primitives"\nseed = 0\ncheckpoints = [{points}]\n'
+    )
+    return write(path, body)
+
+
+def test_plan_states_units_time_memory_and_an_executor_and_runs_nothing(builtin, tmp_path, capsys) -> None:
+    _, member = builtin
+    file = family_of_builtin(member, tmp_path / "family.toml")
+    assert main(["study", "--preset", "tiny", "--family", str(file), "--plan", "--out", str(tmp_path / "o")]) == 0
+    printed = capsys.readouterr().out
+    lines = printed.splitlines()
+    assert lines[0].startswith("2 units; probe: 5 fine-tuning steps of ")
+    assert sum(line.startswith("family/primitives/seed0/step0000") for line in lines) == 2
+    assert "total at most" in printed and "recommended executor: " in printed
+    assert any(unit in printed for unit in (" KB ", " MB ", " KiB ", " MiB ", "MB", "KB"))
+    assert not (tmp_path / "o").exists()
+
+
+def test_plan_needs_a_family_file(capsys) -> None:
+    assert main(["study", "--preset", "tiny", "--plan"]) == 2
+    assert "--plan states the costs of a family file's study" in capsys.readouterr().err
