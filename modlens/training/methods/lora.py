@@ -1,6 +1,7 @@
 """LoRA fine-tuning through ``peft``: low-rank updates beside frozen weights, merged into them for analysis."""
 
 import copy
+import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -48,8 +49,11 @@ class Lora(Method):
             # GPT-2 stores its projections as Conv1D (in × out); peft must transpose them
             fan_in_fan_out=model.spec.architecture == "GPT2LMHeadModel",
         )
-        # get_peft_model edits the module tree in place: give it a copy
-        peft_model = get_peft_model(copy.deepcopy(model.hf), config)
+        # get_peft_model edits the module tree in place: give it a copy. It also calls a transformers method that
+        # transformers 5 deprecated (is_gradient_checkpointing); the warning is peft's to fix, not the user's.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            peft_model = get_peft_model(copy.deepcopy(model.hf), config)
         return peft_model.train()
 
     def merged(self, module: nn.Module) -> nn.Module:
