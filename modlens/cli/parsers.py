@@ -28,7 +28,7 @@ def study(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="FILE.toml",
         help="study the checkpoints this family file lists (trajectories of local directories or hub id + "
-        "revision; see examples/family.toml) instead of pretraining the embedded family",
+        "revision; see examples/pythia_family.toml) instead of pretraining the embedded family",
     )
     parser.add_argument(
         "--plan",

@@ -23,10 +23,12 @@ without the network, one architecture, one tokenizer, the synthetic task vocabul
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import os
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -278,6 +280,11 @@ def _hub_snapshot(repo: str, revision: str | None, label: str, where: str) -> Pa
             f"{label}: {where} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set; download it "
             "first (or unset HF_HUB_OFFLINE)"
         )
+    unreachable = _hub_unreachable()
+    if unreachable:
+        raise ConfigError(
+            f"{label}: {where} is not in the local Hugging Face cache, and the hub cannot be reached ({unreachable})"
+        )
     try:
         config = hf_hub_download(repo, "config.json", revision=revision, etag_timeout=10)
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as err:
@@ -287,6 +294,22 @@ def _hub_snapshot(repo: str, revision: str | None, label: str, where: str) -> Pa
         with contextlib.suppress(HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError):
             hf_hub_download(repo, name, revision=revision, etag_timeout=10)  # absent in some repos
     return Path(config).parent
+
+
+@functools.cache
+def _hub_unreachable(timeout: float = 5.0) -> str | None:
+    """Why the hub's host cannot be reached (one quick connection, so no download retries for minutes), or None."""
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as err:
+        return f"{host}: {err.strerror or err}"
+    return None
 
 
 def _read_spec_and_vocab(directory: Path, label: str) -> tuple[ModelSpec, dict[str, int] | None]:

@@ -102,7 +102,7 @@ def test_a_missing_directory_is_refused_in_one_line(tmp_path) -> None:
 
 def test_a_revision_not_in_the_offline_cache_is_refused_without_the_network(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))  # an empty cache
     body = '[[trajectories]]\ncheckpoints = [{ source = "EleutherAI/pythia-160m", revision = "step1000" }]\n'
     line = refusal(tmp_path, body, ConfigError)
     assert "EleutherAI/pythia-160m@step1000" in line and "HF_HUB_OFFLINE" in line
@@ -177,3 +177,29 @@ def test_plan_states_units_time_memory_and_an_executor_and_runs_nothing(builtin,
 def test_plan_needs_a_family_file(capsys) -> None:
     assert main(["study", "--preset", "tiny", "--plan"]) == 2
     assert "--plan states the costs of a family file's study" in capsys.readouterr().err
+
+
+def test_a_tokenizer_that_is_not_the_synthetic_vocabulary_is_refused(tmp_path) -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    ids = dict(TINY.family.layout.vocab.ids)
+    shuffled = dict(zip(ids, reversed(list(ids.values())), strict=True))  # same tokens, other ids
+    tk = Tokenizer(models.WordLevel(vocab=shuffled, unk_token=next(iter(ids))))
+    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    model = synthetic_model("gpt_neox")
+    save_model(dataclasses.replace(model, tokenizer=PreTrainedTokenizerFast(tokenizer_object=tk)), tmp_path / "step10")
+    line = refusal(tmp_path, '[[trajectories]]\ncheckpoints = ["step10"]\n', ModelLoadError)
+    assert "is not the synthetic task vocabulary" in line and "issue 17" in line
+
+
+def test_the_pythia_example_parses_and_is_refused_offline_in_one_line(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))  # an empty cache
+    family = load_family_file(Path(__file__).parents[2] / "examples" / "pythia_family.toml")
+    assert [t.name for t in family.trajectories] == ["pythia-160m", "pythia-160m-deduped"]
+    assert family.trajectories[0].checkpoints[-1].revision == "step143000"
+    study = family.study_config(PRESETS["quick"])
+    with pytest.raises(ConfigError, match=r"^EleutherAI/pythia-160m@step0: .*HF_HUB_OFFLINE is set") as info:
+        check_family(family, study)
+    assert "\n" not in str(info.value)
