@@ -16,6 +16,15 @@ from modlens.study.family_file import check_family, load_family_file, parse_fami
 from modlens.study.pipeline import MODELS_DIR
 
 TINY = dataclasses.replace(PRESETS["tiny"], family=dataclasses.replace(PRESETS["tiny"].family, seeds=(0,)))
+# Pretrained long enough, with a low target, that the step-400 fine-tune reaches it: the mechanistic metrics
+# (masks, reuse, drift per layer) run and are compared too, not only the behavioural ones.
+REACHING = dataclasses.replace(
+    TINY,
+    family=dataclasses.replace(TINY.family, steps=400, checkpoints=(0, 400), d_model=64, d_mlp=128, n_digits=3),
+    finetune=dataclasses.replace(TINY.finetune, max_steps=100, fixed_steps=5, eval_every=5, target_accuracy=0.05),
+    lr_grid=(3e-3,),
+    n_heldout_composites=3,
+)
 KEYS = ["seed", "step", "metric", "subroutine"]
 
 
@@ -24,11 +33,15 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+def run_builtin(study, tmp_path_factory):
+    out = tmp_path_factory.mktemp("builtin")
+    return run_study(study, out, progress=False), out / MODELS_DIR / "L1-seed0-noise0.00"
+
+
 @pytest.fixture(scope="module")
 def builtin(tmp_path_factory):
     """The built-in tiny study (one seed): its tables and its pretrained checkpoint directories."""
-    out = tmp_path_factory.mktemp("builtin")
-    return run_study(TINY, out, progress=False), out / MODELS_DIR / "L1-seed0-noise0.00"
+    return run_builtin(TINY, tmp_path_factory)
 
 
 def synthetic_model(architecture: str, *, seed: int = 0, n_layers: int = 1, d_model: int = 32):
@@ -45,19 +58,20 @@ def synthetic_model(architecture: str, *, seed: int = 0, n_layers: int = 1, d_mo
     )
 
 
-def test_the_family_files_checkpoints_give_the_builtin_studys_metrics(builtin, tmp_path) -> None:
-    result, member = builtin
+@pytest.mark.parametrize("study", [TINY, REACHING], ids=["tiny", "reaching-target"])
+def test_the_family_files_checkpoints_give_the_builtin_studys_metrics(study, tmp_path, tmp_path_factory) -> None:
+    result, member = run_builtin(study, tmp_path_factory)
+    last = max(study.family.checkpoints)
     file = write(
         tmp_path / "family.toml",
         f"""
 [[trajectories]]
 name = "primitives"
 seed = 0
-checkpoints = [{{ source = "{member / "step000000"}" }}, {{ source = "{member / "step000020"}" }}]
+checkpoints = [{{ source = "{member / "step000000"}" }}, {{ source = "{member / f"step{last:06d}"}" }}]
 """,
     )
-    family = load_family_file(file)
-    ours = run_study(TINY, tmp_path / "out", family=family, progress=False)
+    ours = run_study(study, tmp_path / "out", family=load_family_file(file), progress=False)
     theirs = result.metrics
     assert len(ours.metrics) == len(theirs) > 0
     merged = theirs.merge(ours.metrics, on=KEYS, suffixes=("_builtin", "_family"), validate="one_to_one")
@@ -71,6 +85,17 @@ checkpoints = [{{ source = "{member / "step000000"}" }}, {{ source = "{member / 
     q = result.quality.merge(ours.quality, on=quality_keys, suffixes=("_builtin", "_family"), validate="one_to_one")
     assert len(q) == len(result.quality) > 0
     pd.testing.assert_series_equal(q["loss_builtin"], q["loss_family"], check_names=False, rtol=1e-5)
+    for table in ("drift_layers", "mask_layers"):
+        a, b = getattr(result, table), getattr(ours, table)
+        assert len(a) == len(b)
+        if len(a):
+            values = [c for c in a.columns if c not in ("label_noise", "corpus") and pd.api.types.is_float_dtype(a[c])]
+            pd.testing.assert_frame_equal(a[values], b[values], rtol=1e-5)
+    if study is REACHING:  # the mechanistic path ran and was compared
+        reached = theirs[(theirs["metric"] == "reached_target") & (theirs["value"] == 1)]
+        assert len(reached) >= 1
+        assert theirs[theirs["metric"] == "mask_density"]["value"].notna().any()
+        assert len(result.drift_layers) > 0
 
 
 def test_a_wrong_key_names_the_valid_ones(tmp_path) -> None:
