@@ -1,6 +1,7 @@
 """``modlens study``: the main job. Does pretraining quality change the modularity of fine-tuned models?"""
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -10,16 +11,19 @@ from modlens.study import PRESETS, StudyConfig, load_family_file, run_study
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_config(StudyConfig, path=args.config, overrides=args.overrides, base=PRESETS[args.preset])
+    config = load_config(StudyConfig, path=args.config, base=PRESETS[args.preset])
     family = load_family_file(args.family) if args.family else None
+    if family is not None:  # preset, --config, the family file's [study] and heldout, then --set
+        config = family.study_config(config)
+        family = dataclasses.replace(family, study={}, heldout=())
+    config = load_config(StudyConfig, overrides=args.overrides, base=config)
     if args.plan:
         if family is None:
             raise ConfigError("--plan states the costs of a family file's study; give --family FILE.toml")
         from modlens.study.family_file import check_family
         from modlens.study.plan import plan_study
 
-        study = family.study_config(config)
-        print(plan_study(study, check_family(family, study)).text())
+        print(plan_study(config, check_family(family, config)).text())
         return 0
     out = Path(args.out or (f"results/{Path(args.family).stem}" if args.family else f"results/{args.preset}"))
     started = time.perf_counter()

@@ -228,3 +228,24 @@ def test_the_pythia_example_parses_and_is_refused_offline_in_one_line(tmp_path, 
     with pytest.raises(ConfigError, match=r"^EleutherAI/pythia-160m@step0: .*HF_HUB_OFFLINE is set") as info:
         check_family(family, study)
     assert "\n" not in str(info.value)
+
+
+def test_set_overrides_the_family_files_study_keys(builtin, tmp_path, monkeypatch, capsys) -> None:
+    _, member = builtin
+    file = family_of_builtin(member, tmp_path / "family.toml")
+    file.write_text('heldout = ["increment∘reverse", "rotate∘swap"]\n' + file.read_text() + "[study]\nn_eval = 16\n")
+    seen = []
+
+    class Plan:
+        def text(self) -> str:
+            return "planned"
+
+    def fake_plan(study, family):
+        seen.append(study)
+        return Plan()
+
+    monkeypatch.setattr("modlens.study.plan.plan_study", fake_plan)
+    args = ["study", "--preset", "tiny", "--family", str(file), "--plan"]
+    assert main([*args, "--set", "n_eval=24"]) == 0 and main(args) == 0
+    assert [s.n_eval for s in seen] == [24, 16]
+    assert all(s.task_split().heldout == ("increment∘reverse", "rotate∘swap") for s in seen)
