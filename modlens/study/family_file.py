@@ -36,9 +36,9 @@ from typing import Any
 
 from modlens.config import config_from_mapping, read_toml
 from modlens.errors import ConfigError, ModelLoadError, TaskError
-from modlens.models.loading import check_model_directory, looks_like_path
 from modlens.models.saving import read_provenance
 from modlens.models.spec import ModelSpec, pair_mismatches, spec_from_hf_config
+from modlens.resolve import model_ref
 from modlens.study.presets import StudyConfig
 from modlens.tasks.synthetic import TaskLayout
 
@@ -233,15 +233,13 @@ def check_family(family: StudyFamily, study: StudyConfig) -> CheckedFamily:
 def _resolve(point: Checkpoint, base_dir: Path) -> tuple[ResolvedCheckpoint, Path]:
     """The checkpoint's source and step, and the local directory holding its config (and tokenizer)."""
     label = point.source if point.revision is None else f"{point.source}@{point.revision}"
-    path = base_dir / Path(point.source).expanduser()
-    if path.exists():
+    # the front door checks directories (relative to the file) and zoo:MEMBER@STEP names; a hub id comes back as is
+    path = Path(model_ref(point.source, base_dir=base_dir).source)
+    if path.is_absolute() and path.is_dir():
         if point.revision is not None:
-            raise ConfigError(f"{label}: revision applies to hub ids; {point.source!r} is a local directory")
-        check_model_directory(path)
+            raise ConfigError(f"{label}: revision applies to hub ids; {point.source!r} is a local checkpoint")
         step = point.step if point.step is not None else _step_of(path.name, path, label)
-        return ResolvedCheckpoint(str(path.resolve()), None, step, label), path
-    if looks_like_path(point.source):
-        raise ConfigError(f"checkpoint directory {point.source!r} does not exist (relative to {str(base_dir)!r})")
+        return ResolvedCheckpoint(str(path), None, step, label), path
     where = f"no directory {point.source!r} exists relative to {str(base_dir)!r}, and as a hub id it"
     directory = _hub_snapshot(point.source, point.revision, label, where)
     step = point.step if point.step is not None else _step_of(point.revision or "", directory, label)

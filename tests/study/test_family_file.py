@@ -122,7 +122,7 @@ def refusal(tmp_path: Path, body: str, error: type[Exception]) -> str:
 
 def test_a_missing_directory_is_refused_in_one_line(tmp_path) -> None:
     line = refusal(tmp_path, '[[trajectories]]\ncheckpoints = ["./runs/step100"]\n', ConfigError)
-    assert "checkpoint directory './runs/step100' does not exist" in line
+    assert "model path './runs/step100' does not exist" in line
 
 
 def test_a_revision_not_in_the_offline_cache_is_refused_without_the_network(tmp_path, monkeypatch) -> None:
