@@ -23,13 +23,13 @@ import pandas as pd
 
 from modlens.allocator import relax_low_trim_threshold
 from modlens.errors import ModlensError
+from modlens.names import EXECUTOR_FORMS
 from modlens.progress import progress_bar
 from modlens.provenance import provenance
 from modlens.store import Store
 
 log = logging.getLogger(__name__)
 
-EXECUTOR_FORMS = ("local", "processes", "processes:N", "dask://HOST:PORT")
 DEFAULT_PROCESSES = 2
 DASK_TIMEOUT_S = 10.0
 

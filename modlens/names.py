@@ -1,8 +1,9 @@
 """The names a user types: every choice the CLI and config files accept, in one module that imports nothing heavy.
 
 The registries that give these names meaning (metric functions, replacement builders, mask algorithms, ...) live
-beside their code; ``tests/test_names.py`` checks that each registry holds exactly the names listed here, so the
-parser (which must not import torch: ``modlens --help`` stays fast) and the code cannot drift apart.
+beside their code; ``tests/test_names.py`` and the registries' own tests check that each registry holds exactly
+the names listed here, so the parser (which must not import torch: ``modlens --help`` stays fast) and the code
+cannot drift apart.
 """
 
 REPLACEMENTS = ("zero", "mean", "resample")
