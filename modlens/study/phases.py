@@ -59,7 +59,7 @@ def checkpoint_unit(
 def measure_checkpoint(study: StudyConfig, base: Model, common: dict[str, Any]) -> list[dict[str, Any]]:
     """A checkpoint unit's work on a loaded ``base``: fine-tune, measure, and tag every row with ``common``
     (the run's coordinates), ``pretrain_loss`` and ``pretrain_accuracy``."""
-    tasks = StudyTasks(study)
+    tasks = StudyTasks.for_model(study, base)
     prim_test = tasks.test("primitives")
     with torch.no_grad():
         base_prim_logits = base.logits(prim_test.tokens)

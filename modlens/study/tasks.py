@@ -5,6 +5,7 @@ from functools import cached_property
 
 import torch
 
+from modlens.models.model import Model
 from modlens.study.presets import StudyConfig
 from modlens.tasks.batch import Batch
 from modlens.tasks.operations import PRIMITIVES, parse_task_name
@@ -19,6 +20,11 @@ class StudyTasks:
     """Everything a checkpoint unit trains and scores on, derived from the config alone."""
 
     study: StudyConfig
+
+    @classmethod
+    def for_model(cls, study: StudyConfig, model: Model) -> "StudyTasks":
+        """The study's tasks as ``model`` reads them (its tokenizer is the synthetic task vocabulary)."""
+        return cls(study)
 
     @cached_property
     def layout(self) -> TaskLayout:
