@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from modlens.models.model import Model
+from modlens.faithfulness import LogitModel
 from modlens.study.tasks import StudyTasks
 from modlens.tasks.metrics import answer_accuracy
 
@@ -13,7 +13,7 @@ MIN_BASE_ACCURACY_FOR_RETENTION = 0.1
 
 
 @torch.no_grad()
-def accuracies(model: Model, tasks: StudyTasks) -> dict[str, float]:
+def accuracies(model: LogitModel, tasks: StudyTasks) -> dict[str, float]:
     """Whole-answer accuracy on the test splits of the primitives, the fine-tuning and the held-out pairs."""
     out = {}
     for kind in ("primitives", "finetune", "heldout"):
@@ -22,7 +22,7 @@ def accuracies(model: Model, tasks: StudyTasks) -> dict[str, float]:
     return out
 
 
-def behaviour_metrics(tuned: Model, base_accuracy: dict[str, float], tasks: StudyTasks) -> dict[str, float]:
+def behaviour_metrics(tuned: LogitModel, base_accuracy: dict[str, float], tasks: StudyTasks) -> dict[str, float]:
     """``heldout_composite_accuracy`` (unseen pairs: are the parts reused?), ``finetune_composite_accuracy``,
     ``primitive_accuracy_after`` and ``primitive_retention`` (after / before; were the parts kept?)."""
     after = accuracies(tuned, tasks)

@@ -16,6 +16,8 @@ from modlens.models.model import Model
 from modlens.tasks.batch import Batch
 
 N_DRIFT_SEQUENCES = 64
+DRIFT_SHARES = ("weight_drift_upper_share", "cka_drift_upper_share")
+"""The two per-model drift summaries ``drift_profile`` reports."""
 
 
 def drift_profile(base: Model, tuned: Model, batch: Batch) -> tuple[dict[str, float], list[dict[str, Any]]]:

@@ -7,11 +7,13 @@ checkpoint gets the same budget and step count cannot pass for modularity.
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from modlens.models.model import Model
 from modlens.study.presets import StudyConfig
 from modlens.study.tasks import StudyTasks
 from modlens.training.finetune import FinetuneConfig, FinetuneResult, finetune
+from modlens.training.methods import Method, Proxy, ProxyModel, method_named
 
 
 @dataclass(frozen=True)
@@ -25,15 +27,22 @@ class Tuning:
         tried: learning rate -> (reached target, steps, final validation accuracy), for the record.
     """
 
-    target: FinetuneResult
-    fixed_budget: Model
+    target: FinetuneResult[Any]
+    fixed_budget: Model | ProxyModel
     lr: float
     tried: dict[float, tuple[bool, int, float]]
 
 
-def finetune_checkpoint(base: Model, tasks: StudyTasks) -> Tuning:
-    """Fine-tunes ``base`` once per learning rate and keeps the best on validation: reached the target first,
-    then fewer steps, then higher accuracy.
+def study_method(name: str, expert: Model | None = None) -> Method:
+    """The study's method ``name`` with its default options; proxy-tuning tunes ``expert``."""
+    if name == "proxy":
+        return Proxy(expert=expert)
+    return method_named(name)
+
+
+def finetune_checkpoint(base: Model, tasks: StudyTasks, method: Method | None = None) -> Tuning:
+    """Fine-tunes ``base`` (by ``method``, default all weights) once per learning rate and keeps the best on
+    validation: reached the target first, then fewer steps, then higher accuracy.
 
     Rates run from the largest down; once one has reached the target in ``s`` steps, later rates run at most
     ``s`` steps (they could only win by reaching it sooner), which picks the same rate as running all to the
@@ -41,8 +50,9 @@ def finetune_checkpoint(base: Model, tasks: StudyTasks) -> Tuning:
     from the same run, rerun (deterministically) when the winner's run stopped before the budget.
     """
     study = tasks.study
+    how = method if method is not None else method_named("full")
     replay, weights = tasks.replay
-    best: tuple[tuple[bool, int, float], float, FinetuneResult] | None = None
+    best: tuple[tuple[bool, int, float], float, FinetuneResult[Any]] | None = None
     tried: dict[float, tuple[bool, int, float]] = {}
     for lr in sorted(study.lr_grid, reverse=True):
         cap = best[2].steps if best is not None and best[2].reached_target else study.finetune.max_steps
@@ -53,6 +63,7 @@ def finetune_checkpoint(base: Model, tasks: StudyTasks) -> Tuning:
             base,
             tasks.finetune,
             finetune_config(study, lr, cap, fixed),
+            method=how,
             replay=replay,
             replay_weights=weights,
             progress=False,
@@ -67,7 +78,7 @@ def finetune_checkpoint(base: Model, tasks: StudyTasks) -> Tuning:
     if result.fixed_budget is None:
         config = finetune_config(study, lr, study.finetune.max_steps, study.finetune.fixed_steps)
         result_with_budget = finetune(
-            base, tasks.finetune, config, replay=replay, replay_weights=weights, progress=False
+            base, tasks.finetune, config, method=how, replay=replay, replay_weights=weights, progress=False
         )
         assert result_with_budget.fixed_budget is not None
         fixed_model = result_with_budget.fixed_budget

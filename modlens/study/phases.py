@@ -16,49 +16,70 @@ import torch
 from modlens.models.model import Model
 from modlens.modularity.disentanglement import weight_disentanglement
 from modlens.study.behaviour import accuracies, behaviour_metrics
-from modlens.study.drift_profile import drift_profile
-from modlens.study.finetuning import finetune_checkpoint, finetune_config
+from modlens.study.drift_profile import DRIFT_SHARES, drift_profile
+from modlens.study.finetuning import finetune_checkpoint, finetune_config, study_method
 from modlens.study.mechanisms import SUBROUTINE_MECHANISMS, UNIT_MECHANISMS, mechanism_metrics
 from modlens.study.presets import StudyConfig
+from modlens.study.reasoning import reasoning_probes
 from modlens.study.tasks import StudyTasks
 from modlens.tasks.metrics import answer_accuracy, loss
 from modlens.tasks.synthetic import sample_mixture
 from modlens.training.finetune import finetune
+from modlens.training.methods import NO_WEIGHTS, Method
 from modlens.zoo.build import QUALITY_FILE, Family, build_member
-from modlens.zoo.family import Member
+from modlens.zoo.family import Member, members
 
 FIXED_BUDGET = "_fixed_budget"
 """Suffix of the metrics measured on the fixed-budget arm (every checkpoint fine-tuned for the same steps)."""
 
+MISSED_TARGET = "the fine-tune did not reach the target accuracy, so it says nothing about how the task is done"
+"""Why mechanistic metrics are NaN for a fine-tune that missed its target."""
+
 
 def pretrain_unit(config: dict[str, Any], member: dict[str, Any], models_root: str) -> list[dict[str, Any]]:
-    """Pretrains one family member (all its checkpoints) and returns its measured quality rows."""
+    """Pretrains one family member or proxy-tuning expert (all its checkpoints); returns its measured quality."""
     study = StudyConfig.from_dict(config)
     mem = Member(**member)
     path = build_member(study.family, mem, Path(models_root), progress=False)
     rows = pd.read_csv(path / QUALITY_FILE).to_dict("records")
-    return [{"table": "quality", **row} for row in rows]
+    # a proxy-tuning expert is no level of the study: its quality is kept apart from the family's
+    table = "quality" if mem in members(study.family) else "expert_quality"
+    return [{"table": table, **row} for row in rows]
 
 
 def checkpoint_unit(
-    config: dict[str, Any], member: dict[str, Any], step: int, models_root: str
+    config: dict[str, Any],
+    member: dict[str, Any],
+    step: int,
+    models_root: str,
+    method: str = "full",
+    expert: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Fine-tunes one checkpoint and measures behavioural and mechanistic modularity of the result.
+    """Fine-tunes one checkpoint by ``method`` and measures behavioural and mechanistic modularity of the result.
 
-    Behaviour is measured on both arms (stop-at-target, and the fixed budget with ``_fixed_budget``
-    names); mechanisms only on a fine-tune that reached the target (a model that does not do the task says
-    nothing about how it does it): otherwise those metrics are recorded as missing, and counted.
+    ``expert`` is the family member whose checkpoint at the same step proxy-tuning tunes (``method="proxy"``).
     """
     study = StudyConfig.from_dict(config)
     mem = Member(**member)
-    base = Family(study.family, Path(models_root)).load(mem, step)
+    family = Family(study.family, Path(models_root))
+    base = family.load(mem, step)
+    small = family.load(Member(**expert), step) if expert is not None else None
     common = {"depth": mem.depth, "seed": mem.seed, "label_noise": mem.label_noise, "corpus": mem.corpus, "step": step}
-    return measure_checkpoint(study, base, common)
+    return measure_checkpoint(study, base, common, method=study_method(method, small))
 
 
-def measure_checkpoint(study: StudyConfig, base: Model, common: dict[str, Any]) -> list[dict[str, Any]]:
-    """A checkpoint unit's work on a loaded ``base``: fine-tune, measure, and tag every row with ``common``
-    (the run's coordinates), ``pretrain_loss`` and ``pretrain_accuracy``."""
+def measure_checkpoint(
+    study: StudyConfig, base: Model, common: dict[str, Any], method: Method | None = None
+) -> list[dict[str, Any]]:
+    """A checkpoint unit's work on a loaded ``base``: fine-tune by ``method`` (default all weights), measure, and
+    tag every row with ``common`` (the run's coordinates), ``method``, ``pretrain_loss`` and ``pretrain_accuracy``.
+
+    Behaviour and the reasoning-faithfulness probes are measured on both arms (stop-at-target, and the fixed
+    budget with ``_fixed_budget`` names); mechanisms only on a fine-tune that reached the target (a model that
+    does not do the task says nothing about how it does it), and only on a model with weights of its own (not a
+    proxy-tuned ensemble). A metric that is undefined is NaN with its ``reason``, never zero.
+    """
+    how = method if method is not None else study_method("full")
     tasks = StudyTasks.for_model(study, base)
     prim_test = tasks.test("primitives")
     with torch.no_grad():
@@ -66,7 +87,7 @@ def measure_checkpoint(study: StudyConfig, base: Model, common: dict[str, Any]) 
         pretrain_loss = float(loss(base_prim_logits, prim_test))
         pretrain_accuracy = float(answer_accuracy(base_prim_logits, prim_test))
     before = accuracies(base, tasks)
-    tuning = finetune_checkpoint(base, tasks)
+    tuning = finetune_checkpoint(base, tasks, how)
     tuned = tuning.target.model
     metrics: dict[tuple[str, str], float] = {
         ("finetune_lr", ""): tuning.lr,
@@ -75,25 +96,55 @@ def measure_checkpoint(study: StudyConfig, base: Model, common: dict[str, Any]) 
         ("heldout_composite_accuracy_base", ""): before["heldout"],
         ("finetune_composite_accuracy_base", ""): before["finetune"],
     }
+    reasons: dict[tuple[str, str], str] = {}
     metrics |= {(k, ""): v for k, v in behaviour_metrics(tuned, before, tasks).items()}
-    fixed = behaviour_metrics(tuning.fixed_budget, before, tasks)
-    fixed |= drift_profile(base, tuning.fixed_budget, tasks.test("finetune"))[0]
+    probes = reasoning_probes(base, tasks)
+    metrics |= {(f"{k}_base", ""): v for k, v in probes.values.items()}
+    probes_after = reasoning_probes(tuned, tasks)
+    metrics |= {(k, ""): v for k, v in probes_after.values.items()}
+    fixed = behaviour_metrics(tuning.fixed_budget, before, tasks) | reasoning_probes(tuning.fixed_budget, tasks).values
+    weights = isinstance(tuned, Model)
+    if isinstance(tuning.fixed_budget, Model):
+        fixed |= drift_profile(base, tuning.fixed_budget, tasks.test("finetune"))[0]
     metrics |= {(f"{k}{FIXED_BUDGET}", ""): v for k, v in fixed.items()}
     drift_layers: list[dict[str, Any]] = []
     mask_layers: list[dict[str, Any]] = []
-    if tuning.target.reached_target:
+    if tuning.target.reached_target and isinstance(tuned, Model):
         drift, drift_layers = drift_profile(base, tuned, tasks.test("finetune"))
         metrics |= {(k, ""): v for k, v in drift.items()}
         mechanisms, mask_layers = mechanism_metrics(base, tuned, tasks)
         metrics |= mechanisms
         if study.disentanglement:
-            metrics[("disentanglement_error", "")] = _disentanglement(base, tasks, tuning.lr)
-    else:
-        metrics |= {(name, sub): math.nan for name, sub in mechanism_names(study)}
+            metrics[("disentanglement_error", "")] = _disentanglement(base, tasks, tuning.lr, how)
+    undefined: dict[tuple[str, str], str] = {}
+    if not weights:
+        undefined |= dict.fromkeys(mechanism_names(study), NO_WEIGHTS)
+        undefined |= {(f"{name}{FIXED_BUDGET}", ""): NO_WEIGHTS for name in DRIFT_SHARES}
+    elif not tuning.target.reached_target:
+        undefined |= dict.fromkeys(mechanism_names(study), MISSED_TARGET)
+    for probe_name in probes.absent:
+        for suffix in ("", "_base", FIXED_BUDGET):
+            undefined[(f"{probe_name}{suffix}", "")] = probes.reason
+    for key, reason in undefined.items():
+        if key not in metrics or math.isnan(metrics[key]):
+            metrics[key] = math.nan
+            reasons[key] = reason
 
-    common = {**common, "pretrain_loss": pretrain_loss, "pretrain_accuracy": pretrain_accuracy}
+    common = {
+        **common,
+        "method": how.name,
+        "pretrain_loss": pretrain_loss,
+        "pretrain_accuracy": pretrain_accuracy,
+    }
     rows = [
-        {"table": "metrics", **common, "metric": name, "subroutine": sub, "value": float(value)}
+        {
+            "table": "metrics",
+            **common,
+            "metric": name,
+            "subroutine": sub,
+            "value": float(value),
+            **({"reason": reasons[(name, sub)]} if (name, sub) in reasons else {}),
+        }
         for (name, sub), value in metrics.items()
     ]
     rows += [{"table": "drift_layers", **common, **layer_row} for layer_row in drift_layers]
@@ -103,19 +154,19 @@ def measure_checkpoint(study: StudyConfig, base: Model, common: dict[str, Any]) 
 
 def mechanism_names(study: StudyConfig) -> list[tuple[str, str]]:
     """Every mechanistic metric a unit reports, as ``(metric, subroutine)`` (NaN when the fine-tune missed)."""
-    names = [(name, "") for name in ("weight_drift_upper_share", "cka_drift_upper_share", *UNIT_MECHANISMS)]
+    names = [(name, "") for name in (*DRIFT_SHARES, *UNIT_MECHANISMS)]
     names += [(name, sub) for name in SUBROUTINE_MECHANISMS for sub in study.subroutines]
     return names + ([("disentanglement_error", "")] if study.disentanglement else [])
 
 
-def _disentanglement(base: Model, tasks: StudyTasks, lr: float) -> float:
+def _disentanglement(base: Model, tasks: StudyTasks, lr: float, method: Method) -> float:
     """Mean disentanglement error over the α grid for task vectors of the two halves of the fine-tuning tasks."""
     study = tasks.study
     halves = {"A": tasks.finetune[: len(tasks.finetune) // 2], "B": tasks.finetune[len(tasks.finetune) // 2 :]}
     replay, weights = tasks.replay
     config = finetune_config(study, lr, study.finetune.max_steps)
     tuned = {
-        n: finetune(base, ts, config, replay=replay, replay_weights=weights, progress=False).model
+        n: finetune(base, ts, config, method=method, replay=replay, replay_weights=weights, progress=False).model
         for n, ts in halves.items()
     }
     batches = {n: sample_mixture(ts, study.n_eval, split="test", seed=4) for n, ts in halves.items()}

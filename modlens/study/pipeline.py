@@ -4,6 +4,7 @@ Every unit's record lands in the store atomically, so a run killed at any moment
 and ends with the same results as an uninterrupted run (units are deterministic in their arguments).
 """
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from modlens.study.family_phases import family_checkpoint_unit
 from modlens.study.phases import checkpoint_unit, pretrain_unit
 from modlens.study.presets import StudyConfig
 from modlens.zoo.cache import checkpoint_dirname
-from modlens.zoo.family import members
+from modlens.zoo.family import Member, members
 
 MODELS_DIR = "models"
 
@@ -42,21 +43,46 @@ def plan_pretraining(study: StudyConfig, models_root: Path) -> list[Unit]:
             kwargs={"config": config, "member": vars(m).copy(), "models_root": str(models_root)},
             meta={"phase": "pretrain", "member": m.name},
         )
-        for m in members(study.family)
+        for m in pretrained_members(study)
     ]
+
+
+def pretrained_members(study: StudyConfig) -> list[Member]:
+    """The family's members, then the proxy-tuning experts the family lacks (when proxy-tuning is studied)."""
+    family = members(study.family)
+    experts = [proxy_expert(study, m) for m in family] if "proxy" in study.finetune_methods else []
+    return family + sorted(set(experts) - set(family))
+
+
+def proxy_expert(study: StudyConfig, member: Member) -> Member:
+    """The small model proxy-tuning tunes for ``member``: same seed and corpus, ``proxy_expert_depth`` layers."""
+    return dataclasses.replace(member, depth=study.proxy_expert_depth)
+
+
+def method_key(key: str, method: str) -> str:
+    """A unit's key for ``method``: all-weights fine-tuning keeps the key it had before methods were a factor."""
+    return key if method == "full" else f"{key}/{method}"
 
 
 def plan_checkpoints(study: StudyConfig, models_root: Path) -> list[Unit]:
     config = study.as_dict()
     return [
         Unit(
-            key=f"finetune/{m.name}/{checkpoint_dirname(step)}",
+            key=method_key(f"finetune/{m.name}/{checkpoint_dirname(step)}", method),
             fn=checkpoint_unit,
-            kwargs={"config": config, "member": vars(m).copy(), "step": step, "models_root": str(models_root)},
-            meta={"phase": "finetune", "member": m.name, "step": step},
+            kwargs={
+                "config": config,
+                "member": vars(m).copy(),
+                "step": step,
+                "models_root": str(models_root),
+                "method": method,
+                "expert": vars(proxy_expert(study, m)).copy() if method == "proxy" else None,
+            },
+            meta={"phase": "finetune", "member": m.name, "step": step, "method": method},
         )
         for m in members(study.family)
         for step in sorted(set(study.family.checkpoints))
+        for method in study.finetune_methods
     ]
 
 

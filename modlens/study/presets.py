@@ -9,6 +9,7 @@ from typing import Any
 
 from modlens.config import config_from_mapping
 from modlens.errors import ConfigError
+from modlens.names import FINETUNE_METHODS
 from modlens.tasks.operations import parse_task_name
 from modlens.tasks.splits import CompositeSplit, split_composites
 from modlens.training.finetune import FinetuneConfig
@@ -90,6 +91,11 @@ class StudyConfig:
     Masks (``masks``, a ``MaskConfig``): ``subroutines`` (two primitives) get component masks on the base and
     the tuned model, scored only when faithful.
 
+    Methods (``finetune_methods``, names from ``modlens.names.FINETUNE_METHODS``): every checkpoint is fine-tuned
+    once per method under the same rules, a second factor of the study. Proxy-tuning needs a small expert: the
+    family member of depth ``proxy_expert_depth`` with the same seed, corpus and label noise, pretrained to the
+    same step (pretrained beside the family when the family has no such depth).
+
     Analysis: ``primary_metrics`` (at most three) get a verdict, Holm-corrected; every other metric is
     descriptive. ``n_eval`` test examples score each checkpoint.
 
@@ -113,8 +119,18 @@ class StudyConfig:
     disentanglement: bool = False
     disentanglement_alphas: tuple[float, ...] = (0.0, 0.5, 1.0)
     primary_metrics: tuple[str, ...] = PRIMARY_METRICS
+    finetune_methods: tuple[str, ...] = ("full",)
+    proxy_expert_depth: int = 1
 
     def __post_init__(self) -> None:
+        unknown = [m for m in self.finetune_methods if m not in FINETUNE_METHODS]
+        if unknown or not self.finetune_methods or len(set(self.finetune_methods)) != len(self.finetune_methods):
+            raise ConfigError(
+                f"finetune_methods must list distinct methods of {', '.join(FINETUNE_METHODS)}; "
+                f"got {', '.join(self.finetune_methods) or 'none'}"
+            )
+        if self.proxy_expert_depth < 1:
+            raise ConfigError(f"proxy_expert_depth must be at least 1, got {self.proxy_expert_depth}")
         if len(self.subroutines) != 2 or any(parse_task_name(s) != (s,) for s in self.subroutines):
             raise ConfigError(f"subroutines must name two primitives, got {self.subroutines}")
         if not self.lr_grid or min(self.lr_grid) <= 0:
@@ -149,8 +165,10 @@ class StudyConfig:
 
     def as_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
-        if not self.heldout_composites:  # absent unless set: stores and fingerprints of earlier studies stay valid
-            del values["heldout_composites"]
+        # absent unless set: stores and fingerprints of earlier studies stay valid
+        for key, default in _LATER_KEYS.items():
+            if values[key] == default:
+                del values[key]
         return values
 
     def fingerprint(self) -> str:
@@ -168,6 +186,9 @@ class StudyConfig:
         )
 
 
+_LATER_KEYS: dict[str, object] = {"heldout_composites": (), "finetune_methods": ("full",), "proxy_expert_depth": 1}
+"""Keys added after studies were stored, with the defaults that leave a config's dict (and fingerprint) as it was."""
+
 PRESETS: dict[str, StudyConfig] = {
     # <= 10 minutes on 2 cores: the random-init control and 2 pretrained levels, 3 seeds, one depth. Too few
     # runs for a verdict (the answer says so); it shows the whole pipeline and the direction of each metric.
@@ -177,6 +198,7 @@ PRESETS: dict[str, StudyConfig] = {
     # within-group rho of 0.5 (modlens.analysis.power). About an hour on one 2-core machine (README).
     "full": StudyConfig(
         family=dataclasses.replace(STUDY_FAMILY, depths=(2, 4), label_noise=(0.0, 0.2), composite_fraction=(0.0, 0.2)),
+        finetune_methods=FINETUNE_METHODS,
     ),
     # Paper scale, for a cluster: "full" with 5 seeds, five pretraining levels over 3000 steps, longer
     # fine-tuning, more mask seeds and steps, and task-vector disentanglement.
@@ -194,6 +216,7 @@ PRESETS: dict[str, StudyConfig] = {
         masks=MaskConfig(seeds=(0, 1, 2), steps=200, n_examples=256),
         disentanglement=True,
         disentanglement_alphas=(0.0, 0.5, 1.0, 1.5),
+        finetune_methods=FINETUNE_METHODS,
     ),
     # Seconds: for tests of the pipeline, not for conclusions (no fine-tune reaches the target).
     "tiny": StudyConfig(
