@@ -5,7 +5,8 @@ figures. ``analyse_study`` computes everything the study's report shows.
 
 The input is the study frame: one row per (unit, metric[, subroutine]) with ``depth``, ``seed``,
 ``label_noise``, ``corpus``, ``step`` (0 = random init), ``pretrain_loss`` (held-out loss of the base
-checkpoint: lower is better pretraining), ``pretrain_accuracy``, ``metric``, ``value`` and ``subroutine``.
+checkpoint: lower is better pretraining), ``pretrain_accuracy``, ``metric``, ``value`` and ``subroutine``; with
+several fine-tuning methods also ``method`` (absent means ``"full"``) and ``reason`` (why a row has no value).
 """
 
 from modlens.analysis.answer import QUESTION, Answer, Finding, answer_from, design_power, strength
@@ -15,6 +16,7 @@ from modlens.analysis.correlation import WITHIN, rank_correlations
 from modlens.analysis.frame import excluded_units, unit_values
 from modlens.analysis.layers import drift_by_layer, mask_density_by_layer
 from modlens.analysis.levels import checkpoint_counts, summarize_levels
+from modlens.analysis.methods import MethodAnalysis, absent_metrics, method_contrast, methods_in
 from modlens.analysis.metrics import METRICS_INFO, MetricInfo, metric_info
 from modlens.analysis.permutation import PermutationTest, sign_flip_test, within_run_test
 from modlens.analysis.primary import PRIMARY_METRICS, check_primary, holm, primary_table
@@ -31,9 +33,11 @@ __all__ = [
     "Calibration",
     "Design",
     "Finding",
+    "MethodAnalysis",
     "MetricInfo",
     "PermutationTest",
     "StudyAnalysis",
+    "absent_metrics",
     "analyse_study",
     "answer_from",
     "calibrate",
@@ -45,6 +49,8 @@ __all__ = [
     "excluded_units",
     "holm",
     "mask_density_by_layer",
+    "method_contrast",
+    "methods_in",
     "metric_info",
     "power",
     "primary_table",

@@ -2,11 +2,11 @@
 
 import argparse
 
-from modlens.analysis import Answer
+from modlens.analysis import Answer, MethodAnalysis
 from modlens.analysis.correlation import N_PERM
 from modlens.errors import ConfigError
 from modlens.report import write_study_report
-from modlens.report.study_report import primary_display
+from modlens.report.study_report import contrast_display, methods_display, primary_display
 
 
 def run(args: argparse.Namespace) -> int:
@@ -21,6 +21,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {path}")
     print(f"wrote {files.html}")
     print(answer_text(files.answer))
+    if files.methods is not None:
+        print(methods_text(files.methods))
     return 0
 
 
@@ -28,3 +30,19 @@ def answer_text(answer: Answer) -> str:
     """The answer as the CLI prints it: the question, the summary sentences, then the primary table."""
     table = primary_display(answer.primary).drop(columns=["note"]).to_string(index=False)
     return "\n".join([answer.question, *(f"- {s}" for s in answer.summary), table])
+
+
+def methods_text(methods: MethodAnalysis) -> str:
+    """The per-method analysis as the CLI prints it: its sentences, the per-method primary table and the
+    contrasts with the headline method."""
+    per = methods_display(methods.per_method).drop(columns=["excluded"]).to_string(index=False)
+    contrast = contrast_display(methods.contrast).to_string(index=False)
+    return "\n".join(
+        [
+            "Per fine-tuning method:",
+            *(f"- {s}" for s in methods.sentences),
+            per,
+            f"Each method minus {methods.headline} at the most-pretrained checkpoints, paired within runs:",
+            contrast,
+        ]
+    )

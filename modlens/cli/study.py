@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         ("mask_layers", result.mask_layers),
     ):
         table.to_csv(out / f"{name}.csv", index=False)
-    from modlens.cli.report import answer_text
+    from modlens.cli.report import answer_text, methods_text
     from modlens.report import write_study_report
 
     files = write_study_report(out)
@@ -52,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
         f"study {(family.study_config(config) if family else config).fingerprint()} in {out} ({elapsed:.0f} s this run)"
     )
     print(answer_text(files.answer))
+    if files.methods is not None:
+        print(methods_text(files.methods))
     print(f"descriptive metrics, figures and tables: {files.html}")
     if files.skipped:
         print(files.skipped)

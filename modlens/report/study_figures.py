@@ -11,12 +11,14 @@ import plotly.graph_objects as go
 from modlens.analysis.correlation import WITHIN
 from modlens.analysis.frame import CONTROL_STEP, GROUP_COLUMNS
 from modlens.analysis.layers import drift_by_layer, mask_density_by_layer
+from modlens.analysis.methods import METHOD, headline_method, method_rows, methods_in, stated_reason
 from modlens.analysis.metrics import METRICS_INFO
 from modlens.analysis.study import StudyAnalysis
 from modlens.plots.drift import plot_drift_by_depth
 from modlens.plots.labels import label
 from modlens.plots.masks import plot_mask_density
 from modlens.plots.study import plot_correlations, plot_metrics_grid
+from modlens.plots.style import PALETTE
 
 MAIN = "main"
 CORRELATIONS = "correlations"
@@ -43,6 +45,7 @@ DRIFTS = (
     ("weight_rel_change", "weight_drift_upper_share", WEIGHT_DRIFT, "Weight drift by depth"),
     ("cka_drift", "cka_drift_upper_share", ACTIVATION_DRIFT, "Activation drift by depth (residual stream)"),
 )
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash")  # one per model depth when methods are overlaid
 HALVES = (
     "The shaded halves are the lower (relative depth below 0.5) and upper (above 0.5) layers, split at the dotted "
     "line; with an odd number of layers the middle layer (depth 0.5) counts half to each."
@@ -111,25 +114,68 @@ def study_figures(analysis: StudyAnalysis) -> dict[str, ReportFigure]:
 
 def drift_figures(drift_layers: pd.DataFrame) -> dict[str, ReportFigure]:
     """Drift by relative depth (``weight_drift``, ``activation_drift``), one line per depth and pretraining step
-    (mean over seeds and corpora), the lower and upper half of the layers marked and explained."""
+    (mean over seeds and corpora), the lower and upper half of the layers marked and explained. With several
+    fine-tuning methods, one line per method (colour) and depth (dash) at the most-pretrained step instead."""
     figures: dict[str, ReportFigure] = {}
     for column, share, name, heading in DRIFTS:
         per = drift_by_layer(drift_layers, column)
         if per.empty:
             continue
-        per["model"] = [
-            f"{d} layers, step {s}" + (" (random init)" if s == CONTROL_STEP else "")
-            for d, s in zip(per["depth"], per["step"], strict=True)
-        ]
-        runs = _span(per["n_runs"])
-        caption = (
-            f"{label(column)[0].upper()}{label(column)[1:]} of each layer of the fine-tuned models, against the "
-            "layer's relative depth (layer / (layers − 1)); one line per model depth and pretraining step "
-            f"(steps {_steps(per['step'])}), each the mean over {runs} run{'' if runs == '1' else 's'}. {HALVES} "
-            f"The metric {share} is the upper half's share of the drift summed over layers."
-        )
-        figures[name] = ReportFigure(name, heading, _untitled(plot_drift_by_depth(per, value=column)), caption)
+        if METHOD in per.columns:
+            fig, caption = _method_drift(per, column, drift_layers)
+        else:
+            fig, caption = _step_drift(per, column)
+        caption += f" {HALVES} The metric {share} is the upper half's share of the drift summed over layers."
+        figures[name] = ReportFigure(name, heading, _untitled(fig), caption)
     return figures
+
+
+def _step_drift(per: pd.DataFrame, column: str) -> tuple[go.Figure, str]:
+    per["model"] = [
+        f"{d} layers, step {s}" + (" (random init)" if s == CONTROL_STEP else "")
+        for d, s in zip(per["depth"], per["step"], strict=True)
+    ]
+    runs = _span(per["n_runs"])
+    caption = (
+        f"{_capital(label(column))} of each layer of the fine-tuned models, against the "
+        "layer's relative depth (layer / (layers − 1)); one line per model depth and pretraining step "
+        f"(steps {_steps(per['step'])}), each the mean over {runs} run{'' if runs == '1' else 's'}."
+    )
+    return plot_drift_by_depth(per, value=column), caption
+
+
+def _method_drift(per: pd.DataFrame, column: str, drift_layers: pd.DataFrame) -> tuple[go.Figure, str]:
+    """Where in depth each method changes the model: one line per method and model depth, at each depth's
+    highest step; a method without drift values is named with its rows' reason."""
+    methods = methods_in(drift_layers)
+    per = per[per["step"] == per.groupby("depth")["step"].transform("max")].copy()
+    keys = zip(per[METHOD], per["depth"], per["step"], strict=True)
+    per["model"] = [f"{m}, {d} layers, step {s}" for m, d, s in keys]
+    fig = plot_drift_by_depth(per, value=column)
+    shown = [m for m in methods if m in set(per[METHOD])]
+    colour = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(shown)}
+    depths = sorted(set(per["depth"]))
+    style = {
+        model: {"color": colour[m], "dash": DASHES[depths.index(d) % len(DASHES)]}
+        for model, m, d in zip(per["model"], per[METHOD], per["depth"], strict=True)
+    }
+    fig.for_each_trace(lambda t: t.update(line=style[t.name]) if t.name in style else None)
+    runs = _span(per["n_runs"])
+    missing = [m for m in methods if m not in shown]
+    caption = (
+        f"{_capital(label(column))} of each layer of the fine-tuned models against the layer's relative depth "
+        "(layer / (layers − 1)): where in depth each fine-tuning method changes the model. One line per method "
+        f"(colour: {', '.join(shown)}) and model depth (dash), at the most-pretrained step of each depth "
+        f"(step {_steps(per['step'])}), each the mean over {runs} run{'' if runs == '1' else 's'}."
+    )
+    if missing:
+        reasons = "; ".join(f"{m} ({stated_reason(method_rows(drift_layers, m))})" for m in missing)
+        caption += f" No {label(column)} value for {reasons}."
+    return fig, caption
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def mask_figures(mask_layers: pd.DataFrame) -> dict[str, ReportFigure]:
@@ -148,6 +194,8 @@ def mask_figures(mask_layers: pd.DataFrame) -> dict[str, ReportFigure]:
             f"pretraining step (steps {_steps(per['step'])}) and unit group ({groups}), averaged over seeds, "
             "corpora, subroutines and mask seeds."
         )
+        if len(methods_in(mask_layers)) > 1:
+            caption += f" Masks of the {headline_method(methods_in(mask_layers))} fine-tunes only."
         name = f"mask_density_{depth}_layers"
         figures[name] = ReportFigure(name, heading, _untitled(plot_mask_density(per)), caption)
     return figures

@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 from modlens.analysis import PRIMARY_METRICS
 from modlens.analysis.answer import Answer
 from modlens.analysis.correlation import N_PERM
+from modlens.analysis.methods import MethodAnalysis
 from modlens.analysis.study import analyse_study
 from modlens.atomic import write_text_atomic
 from modlens.errors import ModlensError
@@ -44,12 +45,14 @@ class StudyData:
 
 @dataclass(frozen=True)
 class StudyReportFiles:
-    """What ``write_study_report`` wrote: the page, the static figures, and why any were skipped."""
+    """What ``write_study_report`` wrote: the page, the static figures, and why any were skipped; the answer, and
+    the per-method analysis when the study ran several fine-tuning methods."""
 
     html: Path
     figures: tuple[Path, ...]
     skipped: str | None
     answer: Answer
+    methods: MethodAnalysis | None = None
 
 
 def load_study(root: "str | os.PathLike[str]") -> StudyData:
@@ -140,4 +143,6 @@ def write_study_report(
             written = save_figures(items, chromium=chromium)
         except ModlensError as err:
             skipped = f"static figures skipped: {err}"
-    return StudyReportFiles(html=target, figures=tuple(written), skipped=skipped, answer=analysis.answer)
+    return StudyReportFiles(
+        html=target, figures=tuple(written), skipped=skipped, answer=analysis.answer, methods=analysis.methods
+    )

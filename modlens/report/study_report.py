@@ -16,6 +16,7 @@ from modlens.analysis import PRIMARY_METRICS, QUESTION
 from modlens.analysis.answer import POWER_STUDIES
 from modlens.analysis.correlation import N_PERM, WITHIN
 from modlens.analysis.frame import GROUP_COLUMNS
+from modlens.analysis.methods import MethodAnalysis
 from modlens.analysis.metrics import metric_info
 from modlens.analysis.primary import ALPHA
 from modlens.analysis.study import StudyAnalysis, analyse_study
@@ -102,6 +103,7 @@ def render_study_report(
         "<section id='summary'><h2>The answer in words</h2>"
         + "".join(f"<p class='summary'>{_e(s)}</p>" for s in found.summary)
         + f"<p class='caption'>{_e(method_note(analysis))}</p></section>",
+        *_methods_section(analysis.methods),
         *(figure[f.name] for f in ordered if f.name != MAIN),
         *_counts_section(analysis.counts),
         "<section id='descriptive'><h2>Descriptive metrics</h2><p>Estimates and intervals only: no verdict, "
@@ -182,6 +184,57 @@ def primary_display(primary: pd.DataFrame) -> pd.DataFrame:
     out["excluded"] = primary["n_excluded"].fillna(0).astype(int)
     out["note"] = primary["reason"]
     return out
+
+
+def methods_display(per_method: pd.DataFrame) -> pd.DataFrame:
+    """The per-method primary tables as printed: the method, then the columns of ``primary_display``."""
+    out = primary_display(per_method)
+    out.insert(0, "method", per_method["method"].to_numpy())
+    return out
+
+
+def contrast_display(contrast: pd.DataFrame) -> pd.DataFrame:
+    """The method contrasts as printed: metric, method, the paired difference with its interval, p, Holm p, runs."""
+    out = contrast[["metric", "method"]].copy()
+    out["difference from reference [interval]"] = [
+        _cell(r["difference"], r["ci_low"], r["ci_high"]) for _, r in contrast.iterrows()
+    ]
+    out["reference"] = contrast["reference"]
+    out["step"] = contrast["best_step"]
+    out["p (sign flip)"] = [_p(v) for v in contrast["p_value"]]
+    out["Holm-adjusted p"] = [_p(v) for v in contrast["p_adjusted"]]
+    out["paired runs"] = contrast["n_runs"]
+    out["note"] = contrast["note"]
+    return out
+
+
+def _methods_section(methods: MethodAnalysis | None) -> list[str]:
+    if methods is None:
+        return []
+    contrast = methods.contrast
+    ci = float(contrast["ci"].iloc[0]) if len(contrast) else 0.95
+    absent = (
+        "<p>Metrics a method does not measure, with the reason:</p>"
+        + _table(methods.absent[["method", "metric", "reason"]])
+        if len(methods.absent)
+        else ""
+    )
+    return [
+        "<section id='methods'><h2>Fine-tuning methods</h2>"
+        + "".join(f"<p class='summary'>{_e(s)}</p>" for s in methods.sentences)
+        + "<p class='caption'><b>Per method.</b> The primary metrics' within-group ρ on each method's fine-tunes "
+        "alone, tested and Holm-corrected as in Table 1 within each method; the answer above is the "
+        f"{_e(methods.headline)} rows'.</p>"
+        + _table(_without_empty_notes(methods_display(methods.per_method)))
+        + "<p class='caption'><b>Between methods.</b> Each method minus "
+        f"{_e(methods.headline)} at the most-pretrained checkpoint of each group, paired within pretraining runs "
+        f"(both fine-tunes of the same base checkpoint): mean over runs with its {ci:.0%} interval (± z · the "
+        "sign-flip standard error), sign-flip p, Holm-adjusted over the methods compared on one metric. An "
+        "absent metric is not compared and says why.</p>"
+        + _table(_without_empty_notes(contrast_display(contrast)))
+        + absent
+        + "</section>"
+    ]
 
 
 def checkpoint_table(summary: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
