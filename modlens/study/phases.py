@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from modlens.faithfulness import LogitModel
 from modlens.models.model import Model
 from modlens.modularity.disentanglement import weight_disentanglement
 from modlens.study.behaviour import accuracies, behaviour_metrics
@@ -22,6 +23,7 @@ from modlens.study.mechanisms import SUBROUTINE_MECHANISMS, UNIT_MECHANISMS, mec
 from modlens.study.presets import StudyConfig
 from modlens.study.reasoning import reasoning_probes
 from modlens.study.tasks import StudyTasks
+from modlens.tasks.batch import Batch
 from modlens.tasks.metrics import answer_accuracy, loss
 from modlens.tasks.synthetic import sample_mixture
 from modlens.training.finetune import finetune
@@ -69,7 +71,11 @@ def checkpoint_unit(
 
 
 def measure_checkpoint(
-    study: StudyConfig, base: Model, common: dict[str, Any], method: Method | None = None
+    study: StudyConfig,
+    base: Model,
+    common: dict[str, Any],
+    method: Method | None = None,
+    capability: Batch | None = None,
 ) -> list[dict[str, Any]]:
     """A checkpoint unit's work on a loaded ``base``: fine-tune by ``method`` (default all weights), measure, and
     tag every row with ``common`` (the run's coordinates), ``method``, ``pretrain_loss`` and ``pretrain_accuracy``.
@@ -78,6 +84,9 @@ def measure_checkpoint(
     budget with ``_fixed_budget`` names); mechanisms only on a fine-tune that reached the target (a model that
     does not do the task says nothing about how it does it), and only on a model with weights of its own (not a
     proxy-tuned ensemble). A metric that is undefined is NaN with its ``reason``, never zero.
+
+    ``capability`` is a prompt set fine-tuning does not train (a family file's ``capability``): its answer loss
+    and accuracy before and after fine-tuning say whether the checkpoint kept what it knew.
     """
     how = method if method is not None else study_method("full")
     tasks = StudyTasks.for_model(study, base)
@@ -106,6 +115,12 @@ def measure_checkpoint(
     weights = isinstance(tuned, Model)
     if isinstance(tuning.fixed_budget, Model):
         fixed |= drift_profile(base, tuning.fixed_budget, tasks.test("finetune"))[0]
+    if capability is not None:
+        kept = capability_metrics(base, capability)
+        metrics |= {(f"{k}_base", ""): v for k, v in kept.items()}
+        metrics |= {(k, ""): v for k, v in capability_metrics(tuned, capability).items()}
+        fixed |= capability_metrics(tuning.fixed_budget, capability)
+        metrics[("capability_loss_change", "")] = metrics[("capability_loss", "")] - kept["capability_loss"]
     metrics |= {(f"{k}{FIXED_BUDGET}", ""): v for k, v in fixed.items()}
     drift_layers: list[dict[str, Any]] = []
     mask_layers: list[dict[str, Any]] = []
@@ -150,6 +165,17 @@ def measure_checkpoint(
     rows += [{"table": "drift_layers", **common, **layer_row} for layer_row in drift_layers]
     rows += [{"table": "mask_layers", **common, **layer_row} for layer_row in mask_layers]
     return rows
+
+
+@torch.no_grad()
+def capability_metrics(model: LogitModel, capability: Batch) -> dict[str, float]:
+    """``capability_loss`` and ``capability_accuracy``: the answer loss and whole-answer accuracy on the capability
+    prompt set."""
+    logits = model.logits(capability.tokens)
+    return {
+        "capability_loss": float(loss(logits, capability)),
+        "capability_accuracy": float(answer_accuracy(logits, capability)),
+    }
 
 
 def mechanism_names(study: StudyConfig) -> list[tuple[str, str]]:

@@ -112,10 +112,12 @@ def test_plans_cover_every_member_and_checkpoint() -> None:
     config = PRESETS["large"]
     root = Path("/nonexistent")
     family = config.family
-    n_members = len(family.depths) * len(family.seeds) * len(family.label_noise) * len(family.composite_fraction)
-    assert len(plan_pretraining(config, root)) == n_members
+    runs = len(family.seeds) * len(family.label_noise) * len(family.composite_fraction)
+    n_members = len(family.depths) * runs
+    # every member, and one depth-1 proxy-tuning expert per (seed, noise, corpus)
+    assert len(plan_pretraining(config, root)) == n_members + runs
     units = plan_checkpoints(config, root)
-    assert len(units) == n_members * len(family.checkpoints)
+    assert len(units) == n_members * len(family.checkpoints) * len(config.finetune_methods)
     assert len({u.key for u in units}) == len(units)
 
 
