@@ -50,7 +50,8 @@ def run_faithfulness(model: LogitModel, batch: Batch, layout: TaskLayout, *, fil
         model: anything with ``.logits(tokens)``.
         batch: sequences of a layout that writes intermediates (e.g. a composite task ``f∘g``).
         layout: that layout.
-        filler: the token that replaces every intermediate token in filler substitution.
+        filler: the synthetic symbol (written as the layout renders it) that replaces every intermediate token in
+            filler substitution.
 
     Returns:
         One row per probe (``PROBES``): ``probe``, ``n`` (examples probed), ``unchanged`` (share whose final answer
@@ -65,8 +66,7 @@ def run_faithfulness(model: LogitModel, batch: Batch, layout: TaskLayout, *, fil
         raise TaskError("faithfulness probes need a layout that writes intermediate results (write_intermediates)")
     if batch.n_pos != layout.seq_len:
         raise TaskError(f"batch sequences have {batch.n_pos} positions; the layout's have {layout.seq_len}")
-    vocab = layout.vocab
-    if filler not in vocab.ids:
+    if filler not in layout.vocab.ids:
         raise TaskError(f"filler {filler!r} is no token of the layout's vocabulary")
     tokens = batch.tokens.cpu()
     final = layout.segment(layout.n_segments - 1)
@@ -76,10 +76,10 @@ def run_faithfulness(model: LogitModel, batch: Batch, layout: TaskLayout, *, fil
     clean = greedy_answer(model, prefix, n_digits)
     clean_accuracy = float((clean == tokens[:, final]).all(1).float().mean())
 
-    step = torch.full((len(tokens), 1), vocab.ids[STEP], dtype=tokens.dtype)
+    step = torch.full((len(tokens), 1), layout.token_id(STEP), dtype=tokens.dtype)
     cut = torch.cat([tokens[:, : layout.answer_start], step], dim=1)
     filled = prefix.clone()
-    filled[:, inter] = vocab.ids[filler]
+    filled[:, inter] = layout.token_id(filler)
     donor = torch.roll(torch.arange(len(tokens)), -1)
     differs = (tokens[:, inter] != tokens[donor, inter]).any(1)
     corrupted = prefix.clone()

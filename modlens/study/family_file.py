@@ -18,7 +18,9 @@ A family file (TOML) lists one or more pretraining trajectories, each an ordered
 
 ``load_family_file`` parses it with the config machinery (a wrong key names the valid ones); ``check_family``
 checks every checkpoint before any unit runs (directories exist, hub revisions resolve in the local cache
-without the network, one architecture, one tokenizer, the synthetic task vocabulary), each refusal one line.
+without the network, one architecture, one tokenizer, a tokenizer that can write the synthetic tasks one token
+per symbol), each refusal one line. A text tokenizer (Pythia's, GPT-2's, Llama's) gets the tasks rendered in its
+own tokens (``modlens.tasks.rendering``); the rendering is recorded with the checked family.
 """
 
 import contextlib
@@ -34,12 +36,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from transformers import PreTrainedTokenizerBase
+
 from modlens.config import config_from_mapping, read_toml
 from modlens.errors import ConfigError, ModelLoadError, TaskError
 from modlens.models.saving import read_provenance
 from modlens.models.spec import ModelSpec, pair_mismatches, spec_from_hf_config
 from modlens.resolve import model_ref
 from modlens.study.presets import StudyConfig
+from modlens.tasks.rendering import Rendering
 from modlens.tasks.synthetic import TaskLayout
 
 FILE_KEYS = ("control", "heldout", "study", "trajectories")
@@ -113,19 +118,24 @@ class StudyFamily:
 
 @dataclass(frozen=True)
 class CheckedFamily:
-    """A family whose every checkpoint was checked: trajectory ``(name, seed)`` -> checkpoints in step order."""
+    """A family whose every checkpoint was checked: trajectory ``(name, seed)`` -> checkpoints in step order;
+    ``rendering``: how the tasks are written for the family's tokenizer (``None``: the synthetic vocabulary)."""
 
     runs: dict[tuple[str, int], tuple[ResolvedCheckpoint, ...]]
     spec: ModelSpec
+    rendering: Rendering | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "runs": [
                 {"name": name, "seed": seed, "checkpoints": [c.as_dict() for c in checkpoints]}
                 for (name, seed), checkpoints in self.runs.items()
             ],
             "spec": self.spec.as_dict(),
         }
+        if self.rendering is not None:  # absent for the synthetic vocabulary, so those fingerprints stay as they were
+            out["rendering"] = self.rendering.as_dict()
+        return out
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:12]
@@ -185,18 +195,20 @@ def parse_family(values: Mapping[str, Any], *, base_dir: "str | os.PathLike[str]
 def check_family(family: StudyFamily, study: StudyConfig) -> CheckedFamily:
     """Checks every checkpoint without loading weights: exists (directories) or resolves in the local hub cache
     (hub ids: the network is not used when ``HF_HUB_OFFLINE`` is set, else asked with a short timeout); one
-    architecture and shape; one tokenizer; the synthetic task vocabulary of ``study``'s layout.
+    architecture and shape; one tokenizer; that tokenizer writes ``study``'s tasks one token per symbol (the
+    synthetic task vocabulary, or a text tokenizer they are rendered for) within the model's vocabulary.
 
     Raises:
         ConfigError: a missing directory, an unresolvable revision, an unknown step, steps out of order, two
             trajectories with one (name, seed).
         ModelLoadError: a directory without a model, architectures or tokenizers that differ, a tokenizer that
-            is not the synthetic task vocabulary.
+            cannot write the tasks, a vocabulary smaller than the ids they need.
     """
     runs: dict[tuple[str, int], tuple[ResolvedCheckpoint, ...]] = {}
     counts: dict[str, int] = {}
     first: tuple[str, ModelSpec, dict[str, int] | None] | None = None
     layout = study.family.layout
+    rendering: Rendering | None = None
     for trajectory in family.trajectories:
         seed = trajectory.seed if trajectory.seed is not None else counts.get(trajectory.name, 0)
         counts[trajectory.name] = counts.get(trajectory.name, 0) + 1
@@ -205,10 +217,11 @@ def check_family(family: StudyFamily, study: StudyConfig) -> CheckedFamily:
         checked: list[ResolvedCheckpoint] = []
         for point in trajectory.checkpoints:
             resolved, directory = _resolve(point, family.base_dir)
-            spec, vocab = _read_spec_and_vocab(directory, resolved.label)
+            spec, tokenizer = _read_spec_and_tokenizer(directory, resolved.label)
+            vocab = dict(tokenizer.get_vocab()) if tokenizer is not None else None
             if first is None:
                 first = (resolved.label, spec, vocab)
-                _check_synthetic(resolved.label, spec, vocab, layout)
+                rendering = _check_rendering(resolved.label, spec, tokenizer, layout)
             else:
                 _check_same(first, resolved.label, spec, vocab)
             _check_layout(resolved.label, directory, layout)
@@ -227,7 +240,7 @@ def check_family(family: StudyFamily, study: StudyConfig) -> CheckedFamily:
             checked.insert(0, control)
         runs[(trajectory.name, seed)] = tuple(checked)
     assert first is not None  # parse_family requires a checkpoint
-    return CheckedFamily(runs, first[1])
+    return CheckedFamily(runs, first[1], rendering)
 
 
 def _resolve(point: Checkpoint, base_dir: Path) -> tuple[ResolvedCheckpoint, Path]:
@@ -310,7 +323,7 @@ def _hub_unreachable(timeout: float = 5.0) -> str | None:
     return None
 
 
-def _read_spec_and_vocab(directory: Path, label: str) -> tuple[ModelSpec, dict[str, int] | None]:
+def _read_spec_and_tokenizer(directory: Path, label: str) -> tuple[ModelSpec, PreTrainedTokenizerBase | None]:
     from transformers import AutoConfig, AutoTokenizer
 
     try:
@@ -320,10 +333,10 @@ def _read_spec_and_vocab(directory: Path, label: str) -> tuple[ModelSpec, dict[s
     if not any((directory / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "vocab.json")):
         return spec, None
     try:
-        vocab = dict(AutoTokenizer.from_pretrained(directory).get_vocab())
+        tokenizer = AutoTokenizer.from_pretrained(directory)
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ModelLoadError(f"{label}: cannot read its tokenizer ({str(err).splitlines()[0]})") from None
-    return spec, vocab
+    return spec, tokenizer
 
 
 def _check_same(
@@ -350,18 +363,19 @@ def _vocab_difference(a: dict[str, int] | None, b: dict[str, int] | None) -> str
     return f"token {token!r}: id {a.get(token)} vs {b.get(token)}"
 
 
-def _check_synthetic(label: str, spec: ModelSpec, vocab: dict[str, int] | None, layout: TaskLayout) -> None:
-    """The study's tasks are the synthetic tasks: the checkpoints must read the synthetic task vocabulary."""
-    expected = dict(layout.vocab.ids)
-    if vocab is not None and any(vocab.get(token) != i for token, i in expected.items()):
-        raise ModelLoadError(
-            f"{label}'s tokenizer is not the synthetic task vocabulary; the study's tasks are not yet rendered for "
-            "a text tokenizer (issue 17), so only checkpoints trained on the synthetic tasks can be studied"
-        )
-    if spec.d_vocab < layout.vocab.size:
-        raise ModelLoadError(
-            f"{label} has a vocabulary of {spec.d_vocab} tokens; the synthetic tasks need {layout.vocab.size}"
-        )
+def _check_rendering(
+    label: str, spec: ModelSpec, tokenizer: PreTrainedTokenizerBase | None, layout: TaskLayout
+) -> Rendering | None:
+    """How ``layout``'s tasks are written for the family's tokenizer (``None``: the synthetic vocabulary, or no
+    tokenizer files), once the model's vocabulary is known to hold every id they use."""
+    try:
+        rendered = layout.rendered_for(tokenizer)
+    except TaskError as err:
+        raise ModelLoadError(f"{label}'s tokenizer cannot write the study's tasks: {err}") from None
+    if spec.d_vocab < rendered.n_vocab:
+        tasks = "the synthetic tasks" if rendered.rendering is None else "the tasks written in its tokenizer's ids"
+        raise ModelLoadError(f"{label} has a vocabulary of {spec.d_vocab} tokens; {tasks} need {rendered.n_vocab}")
+    return rendered.rendering
 
 
 def _check_layout(label: str, directory: Path, layout: TaskLayout) -> None:
@@ -370,8 +384,8 @@ def _check_layout(label: str, directory: Path, layout: TaskLayout) -> None:
     if not isinstance(recorded, dict):
         return
     try:
-        theirs = TaskLayout(**recorded)
-    except (TypeError, TaskError):
+        theirs = TaskLayout.from_record(recorded)  # its rendering, if any, is checked by the tokenizer
+    except (TypeError, KeyError, TaskError):
         return
     if theirs != layout:
         fields = [f.name for f in dataclasses.fields(TaskLayout) if getattr(theirs, f.name) != getattr(layout, f.name)]

@@ -1,6 +1,6 @@
 """The study's unit over a checkpoint a family file names: load it (or build its random-init control), measure
 its pretraining quality as the built-in study does, then fine-tune and measure it with the same code
-(``modlens.study.phases.measure_checkpoint``)."""
+(``modlens.study.phases.measure_checkpoint``), every batch written in the checkpoint's tokenizer."""
 
 from typing import Any
 
@@ -11,6 +11,7 @@ from modlens.resolve import ModelRef, load_ref
 from modlens.study.family_file import ResolvedCheckpoint
 from modlens.study.phases import measure_checkpoint
 from modlens.study.presets import StudyConfig
+from modlens.study.tasks import StudyTasks
 from modlens.tasks.metrics import evaluate
 from modlens.zoo.build import quality_batches
 
@@ -27,10 +28,11 @@ def family_checkpoint_unit(
     point = ResolvedCheckpoint(**checkpoint)
     base = load_checkpoint(point, seed=seed)
     common = {"depth": base.spec.n_layers, "seed": seed, "corpus": name, "step": point.step}
+    rendering = StudyTasks.for_model(study, base).rendering  # the tasks in the checkpoint's own tokens
     with torch.no_grad():
         quality = [
             {"table": "quality", **common, "task": task, **evaluate(base.logits(batch.tokens), batch)}
-            for task, batch in quality_batches(study.family).items()
+            for task, batch in quality_batches(study.family, rendering=rendering).items()
         ]
     return quality + measure_checkpoint(study, base, common)
 

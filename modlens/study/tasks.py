@@ -1,5 +1,6 @@
 """The study's tasks: fine-tuning and held-out composites, the replay corpus, and the fixed evaluation batches."""
 
+import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -9,6 +10,7 @@ from modlens.models.model import Model
 from modlens.study.presets import StudyConfig
 from modlens.tasks.batch import Batch
 from modlens.tasks.operations import PRIMITIVES, parse_task_name
+from modlens.tasks.rendering import Rendering
 from modlens.tasks.synthetic import SyntheticTask, TaskLayout, sample_mixture, step_forms
 
 # Evaluation batches use fixed seeds, so every checkpoint of every run is scored on the same examples.
@@ -17,18 +19,29 @@ _SEEDS = {"primitives": 1, "heldout": 2, "finetune": 3, "reference": 4}
 
 @dataclass(frozen=True)
 class StudyTasks:
-    """Everything a checkpoint unit trains and scores on, derived from the config alone."""
+    """Everything a checkpoint unit trains and scores on, derived from the config and the tokenizer's rendering.
+
+    Attributes:
+        study: the study's config.
+        rendering: how the tasks are written for the checkpoint's tokenizer; ``None`` for the synthetic task
+            vocabulary (a checkpoint pretrained on the tasks).
+    """
 
     study: StudyConfig
+    rendering: Rendering | None = None
 
     @classmethod
     def for_model(cls, study: StudyConfig, model: Model) -> "StudyTasks":
-        """The study's tasks as ``model`` reads them (its tokenizer is the synthetic task vocabulary)."""
-        return cls(study)
+        """The study's tasks as ``model`` reads them: rendered for its tokenizer unless that is the synthetic one.
+
+        Raises:
+            TaskError: a tokenizer that cannot write every symbol as one token.
+        """
+        return cls(study, study.family.layout.rendered_for(model.tokenizer).rendering)
 
     @cached_property
     def layout(self) -> TaskLayout:
-        return self.study.family.layout
+        return dataclasses.replace(self.study.family.layout, rendering=self.rendering)
 
     @cached_property
     def finetune(self) -> list[SyntheticTask]:

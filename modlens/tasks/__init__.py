@@ -16,6 +16,7 @@ from modlens.tasks.metrics import (
 from modlens.tasks.model_layout import task_layout_of
 from modlens.tasks.operations import OPERATIONS, PRIMITIVES, apply_ops, composites, parse_task_name, task_name
 from modlens.tasks.prompts import encode_prompts, load_prompt_batch, load_prompts
+from modlens.tasks.rendering import Rendering, render_for
 from modlens.tasks.synthetic import SPLITS, SyntheticTask, TaskLayout, decode, sample_mixture, split_of
 from modlens.tasks.vocab import SyntheticVocab
 
@@ -26,6 +27,7 @@ __all__ = [
     "SPLITS",
     "Batch",
     "Metric",
+    "Rendering",
     "SyntheticTask",
     "SyntheticVocab",
     "TaskError",
@@ -42,6 +44,7 @@ __all__ = [
     "logit_diff",
     "loss",
     "parse_task_name",
+    "render_for",
     "sample_mixture",
     "split_of",
     "task_layout_of",

@@ -17,17 +17,20 @@ A task can also teach one step of such a program alone: ``given`` steps show arb
 the targets to some steps (the other results are written but not asked for).
 """
 
+import dataclasses
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
+from transformers import PreTrainedTokenizerBase
 
 from modlens.errors import TaskError
 from modlens.tasks.batch import Batch
 from modlens.tasks.operations import IDENTITY, OPERATIONS, PRIMITIVES, composites, parse_task_name, task_name
+from modlens.tasks.rendering import Rendering, render_for
 from modlens.tasks.vocab import BOS, SEP, STEP, SyntheticVocab
 
 Split = Literal["train", "val", "test"]
@@ -46,20 +49,56 @@ class TaskLayout:
         n_slots: operation slots before the input; tasks with fewer operations pad with ``id``.
         write_intermediates: the answer is every step's result (one segment per slot, innermost first,
             separated by ``;``), not only the last.
+        rendering: the tokenizer's id for each synthetic symbol (``modlens.tasks.rendering``), or ``None`` for
+            the synthetic task vocabulary itself; sampled tokens carry the rendered ids. Not a shape of the
+            layout: configs and provenance record the other fields, a rendering is recorded on its own.
     """
 
     n_digits: int = 6
     base: int = 10
     n_slots: int = 2
     write_intermediates: bool = False
+    rendering: Rendering | None = None
 
     def __post_init__(self) -> None:
         if self.n_digits < 2 or self.base < 2 or self.n_slots < 1:
             raise TaskError("layout needs n_digits >= 2, base >= 2 and n_slots >= 1")
+        if self.rendering is not None and self.rendering.base != self.base:
+            raise TaskError(f"the rendering is for base {self.rendering.base}, the layout's base is {self.base}")
+
+    @classmethod
+    def from_record(cls, recorded: Mapping[str, Any]) -> "TaskLayout":
+        """The layout a provenance record holds (``dataclasses.asdict`` of one), without its rendering: that
+        belongs to a tokenizer and is made again from it (``rendered_for``).
+
+        Raises:
+            TypeError: an unknown key. TaskError: invalid values.
+        """
+        return cls(**{k: v for k, v in recorded.items() if k != "rendering"})
+
+    def rendered_for(self, tokenizer: PreTrainedTokenizerBase | None) -> "TaskLayout":
+        """This layout written for ``tokenizer`` (``render_for``); unchanged for no tokenizer or the synthetic one.
+
+        Raises:
+            TaskError: a symbol the tokenizer cannot write as one token.
+        """
+        rendering = render_for(tokenizer, self.base) if tokenizer is not None else None
+        return dataclasses.replace(self, rendering=rendering)
 
     @property
     def vocab(self) -> SyntheticVocab:
+        """The synthetic symbols (the ids sequences carry only when there is no rendering)."""
         return SyntheticVocab(self.base)
+
+    def token_id(self, symbol: str) -> int:
+        """The id sequences of this layout carry for a synthetic symbol (``"="``, ``";"``, ``"<pad>"``, ``"7"``)."""
+        synthetic = self.vocab.ids[symbol]
+        return synthetic if self.rendering is None else self.rendering.ids[synthetic]
+
+    @property
+    def n_vocab(self) -> int:
+        """The smallest model vocabulary that holds every id this layout's sequences carry."""
+        return self.vocab.size if self.rendering is None else self.rendering.n_vocab
 
     @property
     def n_segments(self) -> int:
@@ -250,6 +289,8 @@ def _encode(
         mask[:, where] = targets[:, j, None]
         if j:
             tokens[:, where.start - 1] = vocab.ids[STEP]
+    if lay.rendering is not None:  # one place maps symbols to the tokenizer's ids; positions stay as they are
+        tokens = lay.rendering.tokens(tokens)
     return Batch(torch.from_numpy(tokens), torch.from_numpy(mask), name)
 
 
@@ -293,6 +334,8 @@ def step_forms(layout: TaskLayout, primitives: Sequence[str] = PRIMITIVES) -> li
 
 
 def decode(tokens: torch.Tensor, layout: TaskLayout) -> list[str]:
-    """Human-readable strings for token rows (for notebooks and error messages)."""
+    """Human-readable strings for token rows, in synthetic symbols also when rendered (for notebooks and errors)."""
     words = layout.vocab.tokens
+    if layout.rendering is not None:
+        tokens = layout.rendering.symbols(tokens)
     return [" ".join(words[int(t)] for t in row) for row in tokens]

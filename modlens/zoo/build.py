@@ -29,6 +29,7 @@ from modlens.provenance import provenance
 from modlens.tasks.batch import Batch
 from modlens.tasks.metrics import evaluate
 from modlens.tasks.operations import PRIMITIVES
+from modlens.tasks.rendering import Rendering
 from modlens.tasks.synthetic import SyntheticTask, step_forms
 from modlens.training.pretrain import PretrainConfig, pretrain
 from modlens.zoo.cache import cache_root, checkpoint_dirname
@@ -123,9 +124,11 @@ def check_buildable(config: FamilyConfig) -> None:
         raise ConfigError("composite_fraction > 0 needs pretrain_composites (composite task names)")
 
 
-def quality_batches(config: FamilyConfig) -> dict[str, Batch]:
-    """The held-out batches pretraining quality is measured on: ``n_eval`` test examples of every primitive."""
-    primitives = [SyntheticTask((p,), config.layout) for p in PRIMITIVES]
+def quality_batches(config: FamilyConfig, *, rendering: Rendering | None = None) -> dict[str, Batch]:
+    """The held-out batches pretraining quality is measured on: ``n_eval`` test examples of every primitive,
+    written for a tokenizer by ``rendering`` (default: in the synthetic task vocabulary)."""
+    layout = dataclasses.replace(config.layout, rendering=rendering)
+    primitives = [SyntheticTask((p,), layout) for p in PRIMITIVES]
     return {t.name: t.sample(config.n_eval, split="test", seed=10_000 + i) for i, t in enumerate(primitives)}
 
 

@@ -204,7 +204,7 @@ def test_plan_needs_a_family_file(capsys) -> None:
     assert "--plan states the costs of a family file's study" in capsys.readouterr().err
 
 
-def test_a_tokenizer_that_is_not_the_synthetic_vocabulary_is_refused(tmp_path) -> None:
+def test_a_tokenizer_that_is_not_the_synthetic_vocabulary_gets_the_tasks_rendered(tmp_path) -> None:
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
@@ -214,8 +214,25 @@ def test_a_tokenizer_that_is_not_the_synthetic_vocabulary_is_refused(tmp_path) -
     tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     model = synthetic_model("gpt_neox")
     save_model(dataclasses.replace(model, tokenizer=PreTrainedTokenizerFast(tokenizer_object=tk)), tmp_path / "step10")
+    family = load_family_file(write(tmp_path / "f.toml", '[[trajectories]]\ncheckpoints = ["step10"]\n'))
+    rendering = check_family(family, TINY).as_dict()["rendering"]
+    assert {symbol: entry["id"] for symbol, entry in rendering.items()} == shuffled
+
+
+def test_a_vocabulary_smaller_than_the_rendered_ids_is_refused(tmp_path) -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    ids = {token: i + 100 for token, i in TINY.family.layout.vocab.ids.items()}  # ids past the model's 23
+    tk = Tokenizer(models.WordLevel(vocab=ids, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    model = synthetic_model("gpt_neox")
+    save_model(dataclasses.replace(model, tokenizer=PreTrainedTokenizerFast(tokenizer_object=tk)), tmp_path / "step10")
     line = refusal(tmp_path, '[[trajectories]]\ncheckpoints = ["step10"]\n', ModelLoadError)
-    assert "is not the synthetic task vocabulary" in line and "issue 17" in line
+    assert (
+        line
+        == f"step10 has a vocabulary of {model.spec.d_vocab} tokens; the tasks written in its tokenizer's ids need 123"
+    )
 
 
 def test_the_pythia_example_parses_and_is_refused_offline_in_one_line(tmp_path, monkeypatch) -> None:
