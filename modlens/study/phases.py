@@ -15,18 +15,16 @@ import torch
 
 from modlens.faithfulness import LogitModel
 from modlens.models.model import Model
-from modlens.modularity.disentanglement import weight_disentanglement
 from modlens.study.behaviour import accuracies, behaviour_metrics
 from modlens.study.drift_profile import DRIFT_SHARES, drift_profile
-from modlens.study.finetuning import finetune_checkpoint, finetune_config, study_method
+from modlens.study.experts import disentanglement_error, expert_mixing
+from modlens.study.finetuning import finetune_checkpoint, study_method
 from modlens.study.mechanisms import SUBROUTINE_MECHANISMS, UNIT_MECHANISMS, mechanism_metrics
 from modlens.study.presets import StudyConfig
 from modlens.study.reasoning import reasoning_probes
 from modlens.study.tasks import StudyTasks
 from modlens.tasks.batch import Batch
 from modlens.tasks.metrics import answer_accuracy, loss
-from modlens.tasks.synthetic import sample_mixture
-from modlens.training.finetune import finetune
 from modlens.training.methods import NO_WEIGHTS, Method
 from modlens.zoo.build import QUALITY_FILE, Family, build_member
 from modlens.zoo.family import Member, members
@@ -130,7 +128,9 @@ def measure_checkpoint(
         mechanisms, mask_layers = mechanism_metrics(base, tuned, tasks)
         metrics |= mechanisms
         if study.disentanglement:
-            metrics[("disentanglement_error", "")] = _disentanglement(base, tasks, tuning.lr, how)
+            metrics[("disentanglement_error", "")] = disentanglement_error(base, tasks, tuning.lr, how)
+    if study.expert_mixing and how.name == "svf":
+        metrics |= {(name, ""): value for name, value in expert_mixing(base, tasks, tuning.lr).items()}
     undefined: dict[tuple[str, str], str] = {}
     if not weights:
         undefined |= dict.fromkeys(mechanism_names(study), NO_WEIGHTS)
@@ -183,18 +183,3 @@ def mechanism_names(study: StudyConfig) -> list[tuple[str, str]]:
     names = [(name, "") for name in (*DRIFT_SHARES, *UNIT_MECHANISMS)]
     names += [(name, sub) for name in SUBROUTINE_MECHANISMS for sub in study.subroutines]
     return names + ([("disentanglement_error", "")] if study.disentanglement else [])
-
-
-def _disentanglement(base: Model, tasks: StudyTasks, lr: float, method: Method) -> float:
-    """Mean disentanglement error over the α grid for task vectors of the two halves of the fine-tuning tasks."""
-    study = tasks.study
-    halves = {"A": tasks.finetune[: len(tasks.finetune) // 2], "B": tasks.finetune[len(tasks.finetune) // 2 :]}
-    replay, weights = tasks.replay
-    config = finetune_config(study, lr, study.finetune.max_steps)
-    tuned = {
-        n: finetune(base, ts, config, method=method, replay=replay, replay_weights=weights, progress=False).model
-        for n, ts in halves.items()
-    }
-    batches = {n: sample_mixture(ts, study.n_eval, split="test", seed=4) for n, ts in halves.items()}
-    grid = weight_disentanglement(base, tuned, batches, alphas=study.disentanglement_alphas)
-    return float(grid["error"].mean())

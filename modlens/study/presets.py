@@ -96,6 +96,10 @@ class StudyConfig:
     family member of depth ``proxy_expert_depth`` with the same seed, corpus and label noise, pretrained to the
     same step (pretrained beside the family when the family has no such depth).
 
+    ``expert_mixing``: in each SVF unit, also fine-tune each half of the fine-tuning tasks by SVF and by full
+    fine-tuning, mix the halves' scale vectors and average their task vectors, and score the mixes on both halves
+    and on the held-out composites (``modlens.study.experts``; four extra fine-tunes per SVF unit).
+
     Analysis: ``primary_metrics`` (at most three) get a verdict, Holm-corrected; every other metric is
     descriptive. ``n_eval`` test examples score each checkpoint.
 
@@ -121,6 +125,7 @@ class StudyConfig:
     primary_metrics: tuple[str, ...] = PRIMARY_METRICS
     finetune_methods: tuple[str, ...] = ("full",)
     proxy_expert_depth: int = 1
+    expert_mixing: bool = False
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.finetune_methods if m not in FINETUNE_METHODS]
@@ -129,6 +134,8 @@ class StudyConfig:
                 f"finetune_methods must list distinct methods of {', '.join(FINETUNE_METHODS)}; "
                 f"got {', '.join(self.finetune_methods) or 'none'}"
             )
+        if self.expert_mixing and "svf" not in self.finetune_methods:
+            raise ConfigError("expert_mixing is measured in the svf units: add svf to finetune_methods")
         if self.proxy_expert_depth < 1:
             raise ConfigError(f"proxy_expert_depth must be at least 1, got {self.proxy_expert_depth}")
         if len(self.subroutines) != 2 or any(parse_task_name(s) != (s,) for s in self.subroutines):
@@ -186,7 +193,12 @@ class StudyConfig:
         )
 
 
-_LATER_KEYS: dict[str, object] = {"heldout_composites": (), "finetune_methods": ("full",), "proxy_expert_depth": 1}
+_LATER_KEYS: dict[str, object] = {
+    "heldout_composites": (),
+    "finetune_methods": ("full",),
+    "proxy_expert_depth": 1,
+    "expert_mixing": False,
+}
 """Keys added after studies were stored, with the defaults that leave a config's dict (and fingerprint) as it was."""
 
 PRESETS: dict[str, StudyConfig] = {
@@ -217,6 +229,7 @@ PRESETS: dict[str, StudyConfig] = {
         disentanglement=True,
         disentanglement_alphas=(0.0, 0.5, 1.0, 1.5),
         finetune_methods=FINETUNE_METHODS,
+        expert_mixing=True,
     ),
     # Seconds: for tests of the pipeline, not for conclusions (no fine-tune reaches the target).
     "tiny": StudyConfig(

@@ -10,6 +10,7 @@ import pytest
 from modlens.errors import ConfigError
 from modlens.names import FINETUNE_METHODS
 from modlens.study import PRESETS, StudyConfig, plan_checkpoints, run_study
+from modlens.study.experts import EXPERT_MIXING
 from modlens.study.phases import MISSED_TARGET, mechanism_names
 from modlens.study.pipeline import pretrained_members
 from modlens.study.reasoning import PROBE_METRICS
@@ -31,6 +32,8 @@ def test_methods_are_validated_and_default_to_full_only() -> None:
     for bad in ((), ("full", "full"), ("qlora",)):
         with pytest.raises(ConfigError, match="finetune_methods"):
             tiny_with(finetune_methods=bad)
+    with pytest.raises(ConfigError, match="add svf to finetune_methods"):
+        tiny_with(expert_mixing=True)
 
 
 def test_proxy_experts_are_pretrained_beside_the_family_only_when_needed() -> None:
@@ -51,13 +54,14 @@ def test_every_method_runs_through_the_study(tmp_path) -> None:
     study = tiny_with(
         family=dataclasses.replace(TINY.family, depths=(2,), seeds=(0,), pretrain_composites=()),
         finetune_methods=FINETUNE_METHODS,
+        expert_mixing=True,
     )
     result = run_study(study, tmp_path / "study", progress=False)
     metrics = result.metrics
     assert set(metrics["method"]) == set(FINETUNE_METHODS)
     assert set(metrics["depth"]) == {2} and set(result.quality["depth"]) == {2}  # the expert is no level
-    per_method = metrics.groupby("method")["metric"].apply(set)
-    assert len({frozenset(names) for names in per_method}) == 1, "every method reports the same metrics"
+    per_method = metrics.groupby("method")["metric"].apply(lambda names: frozenset(names) - set(EXPERT_MIXING))
+    assert len(set(per_method)) == 1, "every method reports the same metrics (and SVF its experts' mixing)"
     mechanisms = {name for name, _ in mechanism_names(study)}
     mech = metrics[metrics["metric"].isin(mechanisms)]
     assert mech["value"].isna().all()
@@ -79,5 +83,9 @@ def test_every_method_runs_through_the_study(tmp_path) -> None:
         index=["step", "metric"], columns="method", values="value"
     )
     assert (base.max(axis=1) - base.min(axis=1)).fillna(0).max() == 0
+    # the SVF units mix the two halves' experts: interference is a difference of accuracies, in every SVF unit
+    mixing = metrics[metrics["metric"].isin(EXPERT_MIXING)]
+    assert set(mixing["method"]) == {"svf"} and set(mixing["metric"]) == set(EXPERT_MIXING)
+    assert len(mixing) == 2 * len(EXPERT_MIXING) and mixing["value"].between(-1, 1).all()
     # drift layers carry the method, for the figures that overlay methods
     assert set(result.drift_layers.get("method", pd.Series(dtype=str))) <= set(FINETUNE_METHODS)
