@@ -4,6 +4,8 @@ A family file (TOML) lists one or more pretraining trajectories, each an ordered
 
     heldout = ["increment∘reverse", "rotate∘swap"]   # held-out composites (optional: the study's split)
     control = true                                  # add a step-0 random init per trajectory (seeded)
+    quality = "heldout_text.jsonl"                  # prompt set whose answer loss is pretraining quality (optional)
+    capability = "facts.jsonl"                      # prompt set fine-tuning does not train: kept or lost? (optional)
 
     [study]                                         # StudyConfig keys, as in --config (optional)
     n_eval = 128
@@ -44,10 +46,11 @@ from modlens.models.saving import read_provenance
 from modlens.models.spec import ModelSpec, pair_mismatches, spec_from_hf_config
 from modlens.resolve import model_ref
 from modlens.study.presets import StudyConfig
+from modlens.tasks.prompts import load_prompts
 from modlens.tasks.rendering import Rendering
 from modlens.tasks.synthetic import TaskLayout
 
-FILE_KEYS = ("control", "heldout", "study", "trajectories")
+FILE_KEYS = ("capability", "control", "heldout", "quality", "study", "trajectories")
 _STEP = re.compile(r"step0*(\d+)$")
 
 
@@ -100,13 +103,16 @@ class ResolvedCheckpoint:
 
 @dataclass(frozen=True)
 class StudyFamily:
-    """A parsed family file: its trajectories, control switch, held-out tasks, study keys and where it lives."""
+    """A parsed family file: its trajectories, control switch, held-out tasks, study keys and where it lives;
+    ``quality`` and ``capability``: absolute paths of its prompt files (``None`` when it names none)."""
 
     trajectories: tuple[Trajectory, ...]
     control: bool
     heldout: tuple[str, ...]
     study: Mapping[str, Any]
     base_dir: Path
+    quality: str | None = None
+    capability: str | None = None
 
     def study_config(self, base: StudyConfig) -> StudyConfig:
         """``base`` with the file's ``[study]`` keys and its held-out tasks applied."""
@@ -124,6 +130,8 @@ class CheckedFamily:
     runs: dict[tuple[str, int], tuple[ResolvedCheckpoint, ...]]
     spec: ModelSpec
     rendering: Rendering | None = None
+    quality: str | None = None
+    capability: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -135,6 +143,9 @@ class CheckedFamily:
         }
         if self.rendering is not None:  # absent for the synthetic vocabulary, so those fingerprints stay as they were
             out["rendering"] = self.rendering.as_dict()
+        for key in ("quality", "capability"):  # likewise absent unless the file names a prompt set
+            if getattr(self, key) is not None:
+                out[key] = {"path": getattr(self, key), "sha256": _file_hash(getattr(self, key))}
         return out
 
     def fingerprint(self) -> str:
@@ -186,7 +197,29 @@ def parse_family(values: Mapping[str, Any], *, base_dir: "str | os.PathLike[str]
     study = values.get("study", {})
     if not isinstance(study, Mapping):
         raise ConfigError("study is a table of study config keys ([study])")
-    return StudyFamily(tuple(trajectories), control, tuple(heldout), dict(study), Path(base_dir))
+    prompts = {key: _prompt_file(values, key, Path(base_dir)) for key in ("quality", "capability")}
+    return StudyFamily(tuple(trajectories), control, tuple(heldout), dict(study), Path(base_dir), **prompts)
+
+
+def _file_hash(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def _prompt_file(values: Mapping[str, Any], key: str, base_dir: Path) -> str | None:
+    """The absolute path of the prompt file ``key`` names (relative to the family file), checked line by line."""
+    if key not in values:
+        return None
+    written = values[key]
+    if not isinstance(written, str) or not written:
+        raise ConfigError(f'{key} names a prompt file, {key} = "FILE.jsonl", got {written!r}')
+    path = base_dir / Path(written).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"{key} prompt file {written!r} does not exist (relative to {str(base_dir)!r})")
+    try:
+        load_prompts(path)
+    except TaskError as err:
+        raise ConfigError(f"{key} prompt file: {err}") from None
+    return str(path.resolve())
 
 
 # -- checking, before any unit runs ------------------------------------------------------------------------------
@@ -204,6 +237,11 @@ def check_family(family: StudyFamily, study: StudyConfig) -> CheckedFamily:
         ModelLoadError: a directory without a model, architectures or tokenizers that differ, a tokenizer that
             cannot write the tasks, a vocabulary smaller than the ids they need.
     """
+    if "proxy" in study.finetune_methods:
+        raise ConfigError(
+            "proxy-tuning needs a small expert for every checkpoint, and a family file names none; "
+            "drop proxy from study.finetune_methods"
+        )
     runs: dict[tuple[str, int], tuple[ResolvedCheckpoint, ...]] = {}
     counts: dict[str, int] = {}
     first: tuple[str, ModelSpec, dict[str, int] | None] | None = None
@@ -240,7 +278,7 @@ def check_family(family: StudyFamily, study: StudyConfig) -> CheckedFamily:
             checked.insert(0, control)
         runs[(trajectory.name, seed)] = tuple(checked)
     assert first is not None  # parse_family requires a checkpoint
-    return CheckedFamily(runs, first[1], rendering)
+    return CheckedFamily(runs, first[1], rendering, family.quality, family.capability)
 
 
 def _resolve(point: Checkpoint, base_dir: Path) -> tuple[ResolvedCheckpoint, Path]:

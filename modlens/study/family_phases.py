@@ -9,32 +9,60 @@ import torch
 from modlens.models.model import Model
 from modlens.resolve import ModelRef, load_ref
 from modlens.study.family_file import ResolvedCheckpoint
+from modlens.study.finetuning import study_method
 from modlens.study.phases import measure_checkpoint
 from modlens.study.presets import StudyConfig
 from modlens.study.tasks import StudyTasks
 from modlens.tasks.metrics import evaluate
+from modlens.tasks.prompts import load_prompt_batch
 from modlens.zoo.build import quality_batches
 
 
 def family_checkpoint_unit(
-    config: dict[str, Any], checkpoint: dict[str, Any], name: str, seed: int
+    config: dict[str, Any],
+    checkpoint: dict[str, Any],
+    name: str,
+    seed: int,
+    method: str = "full",
+    quality: str | None = None,
+    capability: str | None = None,
+    record_quality: bool = True,
 ) -> list[dict[str, Any]]:
-    """Quality rows and the checkpoint unit's rows for one checkpoint of trajectory ``(name, seed)``.
+    """Quality rows (when ``record_quality``: one unit per checkpoint records them) and the checkpoint unit's rows
+    for one checkpoint of trajectory ``(name, seed)``, fine-tuned by ``method``.
 
     Rows carry ``depth`` (the model's layers), ``seed``, ``corpus`` (the trajectory's name) and ``step``; no
-    ``label_noise`` (a family file has no such factor, so the analysis does not group by it).
+    ``label_noise`` (a family file has no such factor, so the analysis does not group by it). ``quality`` and
+    ``capability`` are the family file's prompt files: the first replaces the primitives as the measure of
+    pretraining quality (its answer loss), the second is the capability set whose retention is measured.
     """
     study = StudyConfig.from_dict(config)
     point = ResolvedCheckpoint(**checkpoint)
     base = load_checkpoint(point, seed=seed)
     common = {"depth": base.spec.n_layers, "seed": seed, "corpus": name, "step": point.step}
+    prompts = {
+        key: load_prompt_batch(path, base.tokenizer, n_ctx=base.spec.n_ctx)
+        for key, path in (("quality", quality), ("capability", capability))
+        if path is not None
+    }
     rendering = StudyTasks.for_model(study, base).rendering  # the tasks in the checkpoint's own tokens
+    batches = quality_batches(study.family, rendering=rendering)
+    if "quality" in prompts:
+        batches["prompts"] = prompts["quality"]
     with torch.no_grad():
-        quality = [
+        rows = [
             {"table": "quality", **common, "task": task, **evaluate(base.logits(batch.tokens), batch)}
-            for task, batch in quality_batches(study.family, rendering=rendering).items()
+            for task, batch in batches.items()
         ]
-    return quality + measure_checkpoint(study, base, common)
+    measured = measure_checkpoint(
+        study,
+        base,
+        common,
+        method=study_method(method),
+        capability=prompts.get("capability"),
+        quality=prompts.get("quality"),
+    )
+    return (rows if record_quality else []) + measured
 
 
 def load_checkpoint(point: ResolvedCheckpoint, *, seed: int) -> Model:

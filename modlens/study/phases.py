@@ -74,6 +74,7 @@ def measure_checkpoint(
     common: dict[str, Any],
     method: Method | None = None,
     capability: Batch | None = None,
+    quality: Batch | None = None,
 ) -> list[dict[str, Any]]:
     """A checkpoint unit's work on a loaded ``base``: fine-tune by ``method`` (default all weights), measure, and
     tag every row with ``common`` (the run's coordinates), ``method``, ``pretrain_loss`` and ``pretrain_accuracy``.
@@ -84,15 +85,17 @@ def measure_checkpoint(
     proxy-tuned ensemble). A metric that is undefined is NaN with its ``reason``, never zero.
 
     ``capability`` is a prompt set fine-tuning does not train (a family file's ``capability``): its answer loss
-    and accuracy before and after fine-tuning say whether the checkpoint kept what it knew.
+    and accuracy before and after fine-tuning say whether the checkpoint kept what it knew. ``quality`` is the
+    held-out prompt set whose answer loss and accuracy are the checkpoint's pretraining quality (default: the
+    primitives' test split).
     """
     how = method if method is not None else study_method("full")
     tasks = StudyTasks.for_model(study, base)
-    prim_test = tasks.test("primitives")
+    held_out = quality if quality is not None else tasks.test("primitives")
     with torch.no_grad():
-        base_prim_logits = base.logits(prim_test.tokens)
-        pretrain_loss = float(loss(base_prim_logits, prim_test))
-        pretrain_accuracy = float(answer_accuracy(base_prim_logits, prim_test))
+        held_out_logits = base.logits(held_out.tokens)
+        pretrain_loss = float(loss(held_out_logits, held_out))
+        pretrain_accuracy = float(answer_accuracy(held_out_logits, held_out))
     before = accuracies(base, tasks)
     tuning = finetune_checkpoint(base, tasks, how)
     tuned = tuning.target.model

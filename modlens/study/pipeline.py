@@ -87,17 +87,35 @@ def plan_checkpoints(study: StudyConfig, models_root: Path) -> list[Unit]:
 
 
 def plan_family(study: StudyConfig, family: CheckedFamily) -> list[Unit]:
-    """One unit per checkpoint of a checked family file (quality, fine-tuning and measures; nothing pretrained)."""
+    """One unit per checkpoint of a checked family file and method (quality, fine-tuning and measures; nothing
+    pretrained); the first method's unit records the checkpoint's quality."""
     config = study.as_dict()
     return [
         Unit(
-            key=f"family/{name}/seed{seed}/{checkpoint_dirname(point.step)}",
+            key=method_key(f"family/{name}/seed{seed}/{checkpoint_dirname(point.step)}", method),
             fn=family_checkpoint_unit,
-            kwargs={"config": config, "checkpoint": point.as_dict(), "name": name, "seed": seed},
-            meta={"phase": "finetune", "trajectory": name, "seed": seed, "step": point.step, "label": point.label},
+            kwargs={
+                "config": config,
+                "checkpoint": point.as_dict(),
+                "name": name,
+                "seed": seed,
+                "method": method,
+                "quality": family.quality,
+                "capability": family.capability,
+                "record_quality": method == study.finetune_methods[0],
+            },
+            meta={
+                "phase": "finetune",
+                "trajectory": name,
+                "seed": seed,
+                "step": point.step,
+                "label": point.label,
+                "method": method,
+            },
         )
         for (name, seed), points in family.runs.items()
         for point in points
+        for method in study.finetune_methods
     ]
 
 

@@ -88,7 +88,7 @@ def probe(study: StudyConfig, point: ResolvedCheckpoint, steps: int) -> tuple[fl
     started = time.perf_counter()
     base = load_checkpoint(point, seed=0)
     loaded = time.perf_counter() - started
-    tasks = StudyTasks(study)
+    tasks = StudyTasks.for_model(study, base)
     replay, weights = tasks.replay
     config = dataclasses.replace(finetune_config(study, max(study.lr_grid), steps), eval_every=steps, fixed_steps=None)
     started = time.perf_counter()

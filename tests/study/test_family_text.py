@@ -3,13 +3,14 @@ byte-level BPE learned here, as GPT-2's and Pythia's are, saved as Hugging Face 
 file. The tasks are rendered for that tokenizer, one token per symbol, and the study runs end to end on them."""
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
 from tokenizers import ByteLevelBPETokenizer
 from transformers import PreTrainedTokenizerFast
 
-from modlens.errors import ModelLoadError
+from modlens.errors import ConfigError, ModelLoadError
 from modlens.models.factory import tiny_model
 from modlens.models.saving import save_model
 from modlens.study import PRESETS, run_study
@@ -102,3 +103,49 @@ def test_a_text_tokenizer_that_cannot_write_the_tasks_is_refused_before_any_unit
     with pytest.raises(ModelLoadError):
         run_study(TINY, tmp_path / "out", family=family, progress=False)
     assert not (tmp_path / "out" / "metrics.csv").exists()
+
+
+def write_prompts(path: Path, pairs: list[tuple[str, str]]) -> None:
+    path.write_text("".join(json.dumps({"prompt": p, "answer": a}) + "\n" for p, a in pairs))
+
+
+def test_quality_and_capability_prompt_sets_and_two_methods(family_file, tmp_path) -> None:
+    """The file's ``quality`` prompt set is what pretraining quality is measured on, its ``capability`` set is
+    scored before and after every fine-tune, and each method is its own unit (the quality rows recorded once)."""
+    root = family_file.parent
+    write_prompts(root / "heldout.jsonl", [("the answer is", " 1 2"), ("plain text about digits such as", " 12345")])
+    write_prompts(root / "facts.jsonl", [("the answer is 0 1", " 2"), ("plain text about", " digits")])
+    body = family_file.read_text()
+    (root / "prompts.toml").write_text(
+        'quality = "heldout.jsonl"\ncapability = "facts.jsonl"\n[study]\nfinetune_methods = ["full", "upper"]\n' + body
+    )
+    family = load_family_file(root / "prompts.toml")
+    result = run_study(TINY, tmp_path / "out", family=family, progress=False)
+    metrics, quality = result.metrics, result.quality
+    assert set(metrics["method"]) == {"full", "upper"}
+    assert len(quality) == 2 * (len(PRIMITIVES) + 1) and "prompts" in set(quality["task"])  # once per checkpoint
+    # pretrain_loss is the quality prompt set's answer loss
+    prompts = quality[quality["task"] == "prompts"].set_index("step")["loss"]
+    by_step = metrics.groupby("step")["pretrain_loss"].agg(["min", "max"])
+    assert (by_step["min"] == by_step["max"]).all()
+    assert by_step["min"].to_numpy() == pytest.approx(prompts.sort_index().to_numpy(), rel=1e-5)
+    names = {"capability_loss_base", "capability_loss", "capability_loss_change", "capability_accuracy"}
+    capability = metrics[metrics["metric"].isin(names)]
+    assert names <= set(capability["metric"]) and capability["value"].notna().all()
+    table = capability.pivot_table(index=["step", "method"], columns="metric", values="value")
+    change = table["capability_loss"] - table["capability_loss_base"]
+    assert table["capability_loss_change"].to_numpy() == pytest.approx(change.to_numpy())
+    # the base's capability loss is the same whichever method then tunes it
+    assert table["capability_loss_base"].groupby("step").nunique().eq(1).all()
+
+
+def test_a_family_file_refuses_proxy_tuning_and_a_missing_prompt_file(family_file) -> None:
+    body = family_file.read_text()
+    (family_file.parent / "proxy.toml").write_text('[study]\nfinetune_methods = ["full", "proxy"]\n' + body)
+    family = load_family_file(family_file.parent / "proxy.toml")
+    with pytest.raises(ConfigError, match="proxy-tuning needs a small expert") as info:
+        check_family(family, family.study_config(TINY))
+    assert "\n" not in str(info.value)
+    (family_file.parent / "missing.toml").write_text('capability = "nowhere.jsonl"\n' + body)
+    with pytest.raises(ConfigError, match=r"capability prompt file 'nowhere\.jsonl' does not exist"):
+        load_family_file(family_file.parent / "missing.toml")
