@@ -39,7 +39,9 @@ _EXPORTS = {
         "loss",
         "token_accuracy",
     ),
-    "modlens.training": ("FinetuneConfig", "PretrainConfig", "finetune", "pretrain"),
+    # from their modules, not the package: modlens.training.finetune is both a module and a function there
+    "modlens.training.finetune": ("FinetuneConfig", "finetune"),
+    "modlens.training.pretrain": ("PretrainConfig", "pretrain"),
 }
 """The public API: each name and the module it lives in."""
 
@@ -87,4 +89,5 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and editors
         loss,
         token_accuracy,
     )
-    from modlens.training import FinetuneConfig, PretrainConfig, finetune, pretrain
+    from modlens.training.finetune import FinetuneConfig, finetune
+    from modlens.training.pretrain import PretrainConfig, pretrain

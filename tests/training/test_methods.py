@@ -8,6 +8,9 @@ import pytest
 import torch
 
 from modlens import names
+from modlens.ablation import ablate
+from modlens.ablation.proxy import ablate_proxy
+from modlens.components import parse_components
 from modlens.errors import ConfigError
 from modlens.models import Model, tiny_model
 from modlens.models.modules import MODULE_PATHS
@@ -173,6 +176,23 @@ def test_a_proxy_has_no_weights_to_analyse(family_model: Model, expert: Model) -
     with pytest.raises(NoWeightsError, match="NaN"):
         proxy.bridge  # noqa: B018
     assert "undefined" in proxy.reason
+
+
+def test_ablating_a_proxys_base_keeps_the_experts_offset(family_model: Model, expert: Model, task) -> None:
+    """Ablation reads the proxy's logits: the base's part is ablated, the experts' offset is added unchanged."""
+    tuned = finetune(expert, task, SHORT, progress=False).model
+    proxy = ProxyModel(family_model, tuned, expert)
+    batch = task.sample(16, split="test")
+    offset = tuned.logits(batch.tokens) - expert.logits(batch.tokens)
+    components = parse_components(["L0.mlp", "L0H1"])
+    with ablate(family_model, components, replacement="mean", reference=batch) as bridge:
+        ablated_base = bridge(batch.tokens)
+    with ablate_proxy(proxy, components, replacement="mean", reference=batch) as ablated:
+        torch.testing.assert_close(ablated.logits(batch.tokens), ablated_base + offset)
+        assert not torch.allclose(ablated.logits(batch.tokens), proxy.logits(batch.tokens))
+    torch.testing.assert_close(proxy.logits(batch.tokens), family_model.logits(batch.tokens) + offset)  # hooks gone
+    with ablate_proxy(proxy, [], replacement="zero") as untouched:
+        torch.testing.assert_close(untouched.logits(batch.tokens), proxy.logits(batch.tokens))
 
 
 def test_proxy_needs_an_expert_of_the_same_vocabulary(family_model: Model, task: SyntheticTask) -> None:
