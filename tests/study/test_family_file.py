@@ -241,7 +241,10 @@ def test_the_pythia_example_parses_and_is_refused_offline_in_one_line(tmp_path, 
     family = load_family_file(Path(__file__).parents[2] / "examples" / "pythia_family.toml")
     assert [t.name for t in family.trajectories] == ["pythia-160m", "pythia-160m-deduped"]
     assert family.trajectories[0].checkpoints[-1].revision == "step143000"
+    assert family.quality is not None and family.quality.endswith("heldout_text.jsonl")
+    assert family.capability is not None and family.capability.endswith("capability_facts.jsonl")
     study = family.study_config(PRESETS["quick"])
+    assert study.finetune_methods == ("full", "upper", "lora", "svf")
     with pytest.raises(ConfigError, match=r"^EleutherAI/pythia-160m@step0: .*HF_HUB_OFFLINE is set") as info:
         check_family(family, study)
     assert "\n" not in str(info.value)
