@@ -129,7 +129,7 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _p(p: float) -> str:
+def p_text(p: float) -> str:
     """``"= 0.031"``, ``"< 0.001"`` or ``"n/a"``, to follow a "p"."""
     return "n/a" if not np.isfinite(p) else f"= {p:.2g}" if p >= 0.001 else "< 0.001"
 
@@ -145,7 +145,8 @@ def _summary(table: pd.DataFrame, alpha: float) -> tuple[str, ...]:
     sentence = head + (": " + "; ".join(parts) if parts else "")
     if len(assessed_no):
         names = ", ".join(
-            f"{r['metric']} (ρ = {r['rho']:+.2f}, adjusted p {_p(r['p_adjusted'])})" for _, r in assessed_no.iterrows()
+            f"{r['metric']} (ρ = {r['rho']:+.2f}, adjusted p {p_text(r['p_adjusted'])})"
+            for _, r in assessed_no.iterrows()
         )
         sentence += f"; {len(assessed_no)} {'is' if len(assessed_no) == 1 else 'are'} not established: {names}"
     if len(missing):
@@ -167,7 +168,7 @@ def _established_clause(row: pd.Series) -> str:
     return (
         f"better pretraining goes with {'higher' if rises else 'lower'} {row['metric']}{reading} "
         f"(ρ = {row['rho']:+.2f}, {row['ci']:.0%} interval {row['ci_low']:+.2f} to {row['ci_high']:+.2f}, "
-        f"Holm-adjusted p {_p(row['p_adjusted'])})"
+        f"Holm-adjusted p {p_text(row['p_adjusted'])})"
     )
 
 
@@ -203,7 +204,7 @@ def _correlation_finding(metric: str, row: pd.Series, groups: pd.DataFrame) -> F
         f"{metric}: within-group Spearman ρ(pretraining loss, {metric}) = {rho:+.2f} over {int(row['n_units'])} "
         f"pretrained units of {int(row['n_runs'])} runs in {_plural(int(row['n_groups']), 'group')}"
         f"{excluded} ({row['ci']:.0%} interval {row['ci_low']:+.2f} to {row['ci_high']:+.2f}; within-run permutation "
-        f"p {_p(row['p_value'])}): "
+        f"p {p_text(row['p_value'])}): "
     )
     if rho == 0:
         sentence += f"{metric} shows no monotone trend with pretraining quality"
@@ -243,7 +244,7 @@ def _control_finding(metric: str, row: pd.Series) -> Finding:
     sentence = (
         f"Random-init control for {metric}: {which}, paired within {int(row['n_runs'])} runs, = {diff:+.3g} "
         f"({row['ci']:.0%} interval {row['ci_low']:+.3g} to {row['ci_high']:+.3g}; "
-        f"sign-flip p {_p(row['p_value'])}): "
+        f"sign-flip p {p_text(row['p_value'])}): "
     )
     sentence += (
         f"pretrained models have {'higher' if diff > 0 else 'lower'} {metric} than random init."

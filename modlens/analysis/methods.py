@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modlens.analysis.answer import Answer, _p
+from modlens.analysis.answer import Answer, p_text
 from modlens.analysis.correlation import N_PERM, check_test
 from modlens.analysis.frame import CONTROL_STEP, group_columns, run_level_values, unit_values
 from modlens.analysis.permutation import normal_interval, rng_for, sign_flip_test
@@ -274,7 +274,7 @@ def _method_sentence(method: str, table: pd.DataFrame) -> str:
     text = f"{method}: of the {len(table)} primary metrics, {len(established)} {verb} established"
     if len(established):
         text += ": " + "; ".join(
-            f"{r['metric']}, {_reading(r['verdict'])} (ρ = {r['rho']:+.2f}, adjusted p {_p(r['p_adjusted'])})"
+            f"{r['metric']}, {_reading(r['verdict'])} (ρ = {r['rho']:+.2f}, adjusted p {p_text(r['p_adjusted'])})"
             for _, r in established.iterrows()
         )
     if len(missing):
@@ -297,7 +297,7 @@ def _contrast_sentence(row: pd.Series, alpha: float) -> str:
     text = (
         f"{metric}, {method} minus {reference} at the most-pretrained checkpoints (step {row['best_step']}), paired "
         f"within {int(row['n_runs'])} runs: {diff:+.3g} ({row['ci']:.0%} interval {row['ci_low']:+.3g} to "
-        f"{row['ci_high']:+.3g}; sign-flip p {_p(row['p_value'])}, Holm-adjusted p {_p(row['p_adjusted'])}): "
+        f"{row['ci_high']:+.3g}; sign-flip p {p_text(row['p_value'])}, Holm-adjusted p {p_text(row['p_adjusted'])}): "
     )
     if row["p_adjusted"] < alpha and diff:
         text += f"{method} gives {'higher' if diff > 0 else 'lower'} {metric} than {reference}."
