@@ -37,6 +37,9 @@ FINETUNE_METHODS = ("full", "upper", "lora", "svf", "proxy")
 """Fine-tuning methods (``modlens.training.methods``): all weights, the upper layers only, LoRA adapters merged into
 the weights, singular-value scales only (Transformer²'s SVF), and decoding-time proxy-tuning (the base untouched)."""
 
+FIXED_BUDGET = "_fixed_budget"
+"""Suffix of the study's metrics measured on the fixed-budget arm (every checkpoint fine-tuned for the same steps)."""
+
 PRESETS = ("quick", "full", "large", "tiny")
 """Study presets (``modlens study --preset``)."""
 

@@ -18,7 +18,7 @@ from modlens.analysis.correlation import N_PERM, check_test
 from modlens.analysis.frame import CONTROL_STEP, group_columns, run_level_values, unit_values
 from modlens.analysis.permutation import normal_interval, rng_for, sign_flip_test
 from modlens.analysis.primary import ALPHA, ESTABLISHED, NOT_ASSESSED, holm
-from modlens.names import FINETUNE_METHODS
+from modlens.names import FINETUNE_METHODS, FIXED_BUDGET
 
 METHOD = "method"  # the column naming a row's fine-tuning method (absent in stores written before methods)
 REASON = "reason"  # why a row has no value (e.g. proxy-tuning leaves the weights untouched)
@@ -249,13 +249,47 @@ def method_analysis(
     absent = absent_metrics(frame)
     per_method = per_method_table(answers, absent)
     reference = headline_method(methods)
-    contrast = method_contrast(frame, primary_metrics, reference=reference, n_perm=n_perm, ci=ci, seed=seed)
+    contrasted = contrast_metrics(frame, primary_metrics)
+    contrast = method_contrast(frame, contrasted, reference=reference, n_perm=n_perm, ci=ci, seed=seed)
     sentences = (
         _headline_sentence(methods, reference),
         *(_method_sentence(m, per_method[per_method["method"] == m]) for m in methods),
+        *_untrained_sentence(frame, reference),
         *(_contrast_sentence(r, alpha) for _, r in contrast.iterrows()),
+        *(f"Absent for {m}: {why}." for m, why in _reasons(absent).items()),
     )
     return MethodAnalysis(reference, per_method, contrast, absent, tuple(sentences))
+
+
+def contrast_metrics(frame: pd.DataFrame, primary_metrics: Sequence[str]) -> list[str]:
+    """The primary metrics, then the fixed-budget twins of those that have one in ``frame``: at the most-pretrained
+    checkpoints a base often meets the target untrained, and only the fixed budget then tells methods apart."""
+    present = set(frame["metric"])
+    twins = [f"{m}{FIXED_BUDGET}" for m in primary_metrics if f"{m}{FIXED_BUDGET}" in present]
+    return [*primary_metrics, *(t for t in twins if t not in primary_metrics)]
+
+
+def _untrained_sentence(frame: pd.DataFrame, reference: str) -> tuple[str, ...]:
+    """How many of the reference's most-pretrained checkpoints met the target before any step (then every method
+    returns the base itself on the stop-at-target arm, and those contrasts are zero by construction)."""
+    steps = frame[(frame["metric"] == "finetune_steps") & frame["value"].notna()]
+    at_best = _at_best(method_rows(steps, reference), group_columns(frame), best_steps(frame))
+    if at_best.empty:
+        return ()
+    untrained = int((at_best["value"] == 0).sum())
+    if not untrained:
+        return ()
+    return (
+        f"At the most-pretrained checkpoints {untrained} of {len(at_best)} bases already met the fine-tuning target "
+        "before any step, so every method returned the base itself on the stop-at-target arm there (a difference "
+        "of exactly 0); the fixed-budget metrics, where every checkpoint is tuned for the same steps, are the "
+        "contrasts that can tell the methods apart.",
+    )
+
+
+def _reasons(absent: pd.DataFrame) -> dict[str, str]:
+    """One reason per method that has absent metrics (the reasons it gives, joined)."""
+    return {m: "; ".join(dict.fromkeys(rows["reason"])) for m, rows in absent.groupby("method", sort=False)}
 
 
 def _headline_sentence(methods: Sequence[str], headline: str) -> str:
@@ -278,9 +312,15 @@ def _method_sentence(method: str, table: pd.DataFrame) -> str:
             for _, r in established.iterrows()
         )
     if len(missing):
-        names = ", ".join(f"{r['metric']} ({r['reason']})" for _, r in missing.iterrows())
+        names = ", ".join(f"{r['metric']} ({absence_mark(r['reason'])})" for _, r in missing.iterrows())
         text += f"; {len(missing)} not assessed: {names}"
     return text + "."
+
+
+def absence_mark(note: str) -> str:
+    """An absence note without its reason (``"absent"``, ``"absent for full"``), for tables and sentences that
+    state each reason once elsewhere; other notes unchanged."""
+    return note.split(":", 1)[0] if note.startswith("absent") else note
 
 
 def _reading(verdict: str) -> str:
@@ -292,7 +332,7 @@ def _reading(verdict: str) -> str:
 def _contrast_sentence(row: pd.Series, alpha: float) -> str:
     method, reference, metric = row["method"], row["reference"], row["metric"]
     if row["note"]:
-        return f"{metric}, {method} against {reference}: not compared ({row['note']})."
+        return f"{metric}, {method} against {reference}: not compared ({absence_mark(row['note'])})."
     diff = float(row["difference"])
     text = (
         f"{metric}, {method} minus {reference} at the most-pretrained checkpoints (step {row['best_step']}), paired "

@@ -2,6 +2,8 @@
 
 from typing import NamedTuple
 
+from modlens.names import FIXED_BUDGET
+
 
 class MetricInfo(NamedTuple):
     """How to read one metric.
@@ -15,8 +17,6 @@ class MetricInfo(NamedTuple):
     label: str
     direction: int
 
-
-FIXED_BUDGET = "_fixed_budget"  # suffix of the fixed-budget arm's copy of a metric (same steps for every unit)
 
 METRICS_INFO: dict[str, MetricInfo] = {
     # Behaviour after fine-tuning (stop-at-target arm).

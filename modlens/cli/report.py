@@ -4,6 +4,7 @@ import argparse
 
 from modlens.analysis import Answer, MethodAnalysis
 from modlens.analysis.correlation import N_PERM
+from modlens.analysis.methods import absence_mark
 from modlens.errors import ConfigError
 from modlens.report import write_study_report
 from modlens.report.study_report import contrast_display, methods_display, primary_display
@@ -35,8 +36,12 @@ def answer_text(answer: Answer) -> str:
 def methods_text(methods: MethodAnalysis) -> str:
     """The per-method analysis as the CLI prints it: its sentences, the per-method primary table and the
     contrasts with the headline method."""
-    per = methods_display(methods.per_method).drop(columns=["excluded"]).to_string(index=False)
-    contrast = contrast_display(methods.contrast).to_string(index=False)
+    # a reason is a sentence: stated once at the end of the sentences, only its "absent" mark in the tables
+    per = methods_display(methods.per_method).drop(columns=["excluded"])
+    contrast = contrast_display(methods.contrast)
+    per["note"] = per["note"].map(absence_mark)
+    contrast["note"] = contrast["note"].map(absence_mark)
+    per, contrast = per.to_string(index=False), contrast.to_string(index=False)
     return "\n".join(
         [
             "Per fine-tuning method:",

@@ -15,6 +15,7 @@ import torch
 
 from modlens.faithfulness import LogitModel
 from modlens.models.model import Model
+from modlens.names import FIXED_BUDGET
 from modlens.study.behaviour import accuracies, behaviour_metrics
 from modlens.study.drift_profile import DRIFT_SHARES, drift_profile
 from modlens.study.experts import disentanglement_error, expert_mixing
@@ -28,9 +29,6 @@ from modlens.tasks.metrics import answer_accuracy, loss
 from modlens.training.methods import NO_WEIGHTS, Method
 from modlens.zoo.build import QUALITY_FILE, Family, build_member
 from modlens.zoo.family import Member, members
-
-FIXED_BUDGET = "_fixed_budget"
-"""Suffix of the metrics measured on the fixed-budget arm (every checkpoint fine-tuned for the same steps)."""
 
 MISSED_TARGET = "the fine-tune did not reach the target accuracy, so it says nothing about how the task is done"
 """Why mechanistic metrics are NaN for a fine-tune that missed its target."""

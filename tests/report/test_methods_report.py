@@ -107,7 +107,7 @@ def test_methods_text_lists_every_method_and_contrast():
     assert "Each method minus full at the most-pretrained checkpoints" in text
     for method in ("full", "upper", "proxy"):
         assert method in text
-    assert f"absent: {PROXY_REASON}" in text
+    assert f"Absent for proxy: {PROXY_REASON}." in text and text.count(PROXY_REASON) == 1  # the reason once
 
 
 def test_cli_report_prints_the_per_method_table(tmp_path, capsys):
@@ -117,5 +117,5 @@ def test_cli_report_prints_the_per_method_table(tmp_path, capsys):
     assert main(["report", str(tmp_path / "study"), "--no-static", "--n-perm", "99"]) == 0
     printed = capsys.readouterr().out
     assert "\n- Of the 2 primary metrics" in printed
-    assert "Per fine-tuning method:" in printed and f"absent: {PROXY_REASON}" in printed
+    assert "Per fine-tuning method:" in printed and f"Absent for proxy: {PROXY_REASON}." in printed
     assert printed.index("Of the 2 primary metrics") < printed.index("Per fine-tuning method:")
