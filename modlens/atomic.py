@@ -50,11 +50,16 @@ def atomic_directory(path: "str | os.PathLike[str]", *, replace: bool = False) -
 
 def write_text_atomic(path: "str | os.PathLike[str]", text: str) -> Path:
     """Writes ``text`` (UTF-8) to ``path`` through a synced temporary file renamed into place."""
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: "str | os.PathLike[str]", data: bytes) -> Path:
+    """Writes ``data`` to ``path`` through a synced temporary file renamed into place."""
     target = Path(path).expanduser()
     fd, tmp = tempfile.mkstemp(prefix=_staging_prefix(target), dir=target.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, target)

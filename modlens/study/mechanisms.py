@@ -17,13 +17,17 @@ their expectation for random masks of the same sizes. Every mean ablation takes 
 reference batch (``StudyTasks.reference``).
 """
 
+import io
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+from filelock import FileLock
 
+from modlens.atomic import write_bytes_atomic
 from modlens.masks.apply import MeanBaseline, masked_logits, mean_baseline
 from modlens.masks.chance import chance_accuracy
 from modlens.masks.fit import fit_mask
@@ -78,15 +82,17 @@ class Part:
 
 
 def mechanism_metrics(
-    base: Model, tuned: Model, tasks: StudyTasks
+    base: Model, tuned: Model, tasks: StudyTasks, *, base_parts_file: Path | None = None
 ) -> tuple[dict[tuple[str, str], float], list[dict[str, Any]]]:
-    """The mechanistic metrics of one unit (keys ``(metric, subroutine)``) and per-layer part sizes."""
+    """The mechanistic metrics of one unit (keys ``(metric, subroutine)``) and per-layer part sizes.
+
+    ``base_parts_file`` keeps the base checkpoint's parts, which every method's unit of that checkpoint needs
+    (``base_parts``)."""
     study = tasks.study
     means = {"base": mean_baseline(base, tasks.reference), "tuned": mean_baseline(tuned, tasks.reference)}
-    models = {"base": base, "tuned": tuned}
-    parts = {
-        (name, sub, seed): _part(models[name], means[name], tasks, sub, seed)
-        for name in models
+    parts = {("base", sub, seed): part for (sub, seed), part in base_parts(base, tasks, base_parts_file).items()}
+    parts |= {
+        ("tuned", sub, seed): _part(tuned, means["tuned"], tasks, sub, seed)
         for sub in study.subroutines
         for seed in study.masks.seeds
     }
@@ -117,6 +123,34 @@ def mechanism_metrics(
     out[("faithfulness", "")] = _mean([kept for _, kept in step_gates])
     out[("mask_density", "")] = _mean([p.mask.density for (name, _, _), p in parts.items() if name == "tuned"])
     return out, _mask_layers(parts)
+
+
+def base_parts(base: Model, tasks: StudyTasks, file: Path | None = None) -> dict[tuple[str, int], Part]:
+    """Each subroutine's part in the base checkpoint, per mask seed.
+
+    They depend on the checkpoint and the study's config only, not on how it is then fine-tuned: with ``file``,
+    the first unit of a checkpoint learns them and writes them there (atomically, under a lock, so units running
+    at once wait instead of learning them twice) and the other methods' units read them.
+    """
+    study = tasks.study
+
+    def learn() -> dict[tuple[str, int], Part]:
+        means = mean_baseline(base, tasks.reference)
+        return {
+            (sub, seed): _part(base, means, tasks, sub, seed) for sub in study.subroutines for seed in study.masks.seeds
+        }
+
+    if file is None:
+        return learn()
+    file.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(file.with_name(f".{file.name}.lock")):
+        if file.is_file():
+            return torch.load(file, weights_only=False)
+        parts = learn()
+        buffer = io.BytesIO()
+        torch.save(parts, buffer)
+        write_bytes_atomic(file, buffer.getvalue())
+        return parts
 
 
 def _part(model: Model, means: MeanBaseline, tasks: StudyTasks, sub: str, seed: int) -> Part:

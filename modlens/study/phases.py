@@ -28,7 +28,11 @@ from modlens.tasks.batch import Batch
 from modlens.tasks.metrics import answer_accuracy, loss
 from modlens.training.methods import NO_WEIGHTS, Method
 from modlens.zoo.build import QUALITY_FILE, Family, build_member
+from modlens.zoo.cache import checkpoint_dirname
 from modlens.zoo.family import Member, members
+
+PARTS_DIR = "parts"
+"""Where, beside the pretrained checkpoints, each checkpoint's base parts are kept for its units to share."""
 
 MISSED_TARGET = "the fine-tune did not reach the target accuracy, so it says nothing about how the task is done"
 """Why mechanistic metrics are NaN for a fine-tune that missed its target."""
@@ -63,7 +67,9 @@ def checkpoint_unit(
     base = family.load(mem, step)
     small = family.load(Member(**expert), step) if expert is not None else None
     common = {"depth": mem.depth, "seed": mem.seed, "label_noise": mem.label_noise, "corpus": mem.corpus, "step": step}
-    return measure_checkpoint(study, base, common, method=study_method(method, small))
+    # every method's unit of this checkpoint uses its base parts: learned once per study and checkpoint
+    parts = Path(models_root) / PARTS_DIR / f"{mem.name}-{checkpoint_dirname(step)}-{study.fingerprint()}.pt"
+    return measure_checkpoint(study, base, common, method=study_method(method, small), base_parts_file=parts)
 
 
 def measure_checkpoint(
@@ -73,6 +79,7 @@ def measure_checkpoint(
     method: Method | None = None,
     capability: Batch | None = None,
     quality: Batch | None = None,
+    base_parts_file: Path | None = None,
 ) -> list[dict[str, Any]]:
     """A checkpoint unit's work on a loaded ``base``: fine-tune by ``method`` (default all weights), measure, and
     tag every row with ``common`` (the run's coordinates), ``method``, ``pretrain_loss`` and ``pretrain_accuracy``.
@@ -85,7 +92,8 @@ def measure_checkpoint(
     ``capability`` is a prompt set fine-tuning does not train (a family file's ``capability``): its answer loss
     and accuracy before and after fine-tuning say whether the checkpoint kept what it knew. ``quality`` is the
     held-out prompt set whose answer loss and accuracy are the checkpoint's pretraining quality (default: the
-    primitives' test split).
+    primitives' test split). ``base_parts_file`` shares the base checkpoint's parts between its units
+    (``modlens.study.mechanisms.base_parts``).
     """
     how = method if method is not None else study_method("full")
     tasks = StudyTasks.for_model(study, base)
@@ -126,7 +134,7 @@ def measure_checkpoint(
     if tuning.target.reached_target and isinstance(tuned, Model):
         drift, drift_layers = drift_profile(base, tuned, tasks.test("finetune"))
         metrics |= {(k, ""): v for k, v in drift.items()}
-        mechanisms, mask_layers = mechanism_metrics(base, tuned, tasks)
+        mechanisms, mask_layers = mechanism_metrics(base, tuned, tasks, base_parts_file=base_parts_file)
         metrics |= mechanisms
         if study.disentanglement:
             metrics[("disentanglement_error", "")] = disentanglement_error(base, tasks, tuning.lr, how)

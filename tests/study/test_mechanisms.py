@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from modlens.study.mechanisms import mechanism_metrics
+from modlens.study.mechanisms import base_parts, mechanism_metrics
 from modlens.study.phases import mechanism_names
 from modlens.study.presets import STUDY_FAMILY, MaskConfig, StudyConfig
 from modlens.study.tasks import StudyTasks
@@ -45,3 +45,24 @@ def test_the_same_model_gives_the_same_reuse_from_either_side(measured) -> None:
 def test_without_written_steps_there_is_no_structural_compositionality(measured) -> None:
     _, metrics, _ = measured
     assert np.isnan(metrics[("structural_compositionality", "")])
+
+
+def test_base_parts_are_learned_once_and_shared(measured, small_trajectory, tmp_path) -> None:
+    """The first unit of a checkpoint writes its base parts; the next reads them, and the metrics are the same."""
+    study, metrics, _ = measured
+    base = small_trajectory.checkpoints[900]
+    tasks = StudyTasks(study)
+    file = tmp_path / "parts" / "L2-step900.pt"
+    learned = base_parts(base, tasks, file)
+    assert file.is_file() and not list(file.parent.glob(".*.tmp*"))
+    stamp = file.stat().st_mtime_ns
+    read = base_parts(base, tasks, file)
+    assert file.stat().st_mtime_ns == stamp  # read, not learned and written again
+    assert read.keys() == learned.keys() == {(s, seed) for s in study.subroutines for seed in study.masks.seeds}
+    for key, part in learned.items():
+        assert (read[key].passed, read[key].carries) == (part.passed, part.carries)
+        assert read[key].mask.components() == part.mask.components()
+    shared, _ = mechanism_metrics(base, base, tasks, base_parts_file=file)
+    assert shared.keys() == metrics.keys()
+    for key, value in metrics.items():
+        assert (math.isnan(value) and math.isnan(shared[key])) or shared[key] == pytest.approx(value), key
