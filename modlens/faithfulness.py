@@ -38,12 +38,26 @@ def greedy_answer(model: LogitModel, prefix: Tokens, n: int) -> Int[Tensor, "bat
     return seq[:, -n:]
 
 
+def same_program_donors(programs: Tensor) -> Tensor:
+    """For each row, the index of the next row with the same program (operation tokens), cyclically within its
+    program; ``-1`` for a row alone with its program."""
+    donors = torch.full((len(programs),), -1, dtype=torch.long)
+    _, group = torch.unique(programs, dim=0, return_inverse=True)
+    for g in group.unique():
+        rows = torch.nonzero(group == g).flatten()
+        if len(rows) > 1:
+            donors[rows] = torch.roll(rows, -1)
+    return donors
+
+
 @torch.no_grad()
 def run_faithfulness(model: LogitModel, batch: Batch, layout: TaskLayout, *, filler: str = PAD) -> pd.DataFrame:
     """How often the final answer survives each edit of the written intermediate result(s).
 
     The clean answer is decoded after the batch's own (teacher-forced) intermediate. Corruption takes each
-    example's intermediate from the next example in the batch (cyclically); examples whose donor has the same
+    example's intermediate from the next example of the same program (the same operations, cyclically among the
+    batch's examples of that program, so "the donor's answer" is the one this program gives that intermediate);
+    examples alone with their program, or whose donor has the same
     intermediate are left out of that probe (the edit would change nothing).
 
     Args:
@@ -80,8 +94,9 @@ def run_faithfulness(model: LogitModel, batch: Batch, layout: TaskLayout, *, fil
     cut = torch.cat([tokens[:, : layout.answer_start], step], dim=1)
     filled = prefix.clone()
     filled[:, inter] = layout.token_id(filler)
-    donor = torch.roll(torch.arange(len(tokens)), -1)
-    differs = (tokens[:, inter] != tokens[donor, inter]).any(1)
+    donor = same_program_donors(tokens[:, 1 : 1 + layout.n_slots])
+    differs = (donor >= 0) & (tokens[:, inter] != tokens[donor.clamp(min=0), inter]).any(1)
+    donor = donor.clamp(min=0)
     corrupted = prefix.clone()
     corrupted[:, inter] = tokens[donor, inter]
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from modlens.errors import TaskError
-from modlens.faithfulness import PROBES, run_faithfulness
-from modlens.tasks import SyntheticTask, TaskLayout
+from modlens.faithfulness import PROBES, run_faithfulness, same_program_donors
+from modlens.tasks import Batch, SyntheticTask, TaskLayout
 from modlens.tasks.vocab import STEP
 
 LAYOUT = TaskLayout(n_digits=4, write_intermediates=True)
@@ -77,3 +77,14 @@ def test_probes_run_on_a_real_model(tokenizer, batch) -> None:
     model = tiny_model("gpt_neox", tokenizer=tokenizer, n_layers=1, d_model=16, n_heads=2, n_ctx=32)
     frame = run_faithfulness(model, batch[:8], LAYOUT)
     assert frame["unchanged"].between(0, 1).all() and (frame["n"] <= 8).all()
+
+
+def test_corruption_takes_the_intermediate_of_an_example_of_the_same_program(batch) -> None:
+    """ "The donor's answer" is what this program makes of the donor's intermediate only when the donor runs the
+    same program: donors are drawn within each program, and an example alone with its program is left out."""
+    programs = torch.tensor([[1, 2], [3, 4], [1, 2], [5, 6], [1, 2], [3, 4]])
+    assert same_program_donors(programs).tolist() == [2, 5, 4, -1, 0, 1]
+    other = SyntheticTask.from_name("increment∘swap", LAYOUT).sample(1, split="test", seed=3)
+    mixed = Batch.concat([batch, other], task="mixture")
+    frame = run_faithfulness(HandBuilt(reads_intermediate=True), mixed, LAYOUT).set_index("probe")
+    assert frame.loc["corruption", "n"] == 32 and frame.loc["corruption", "follows"] == 1.0
