@@ -76,6 +76,10 @@ class TaskLayout:
         """
         return cls(**{k: v for k, v in recorded.items() if k != "rendering"})
 
+    def as_record(self) -> dict[str, Any]:
+        """The layout's shape as provenance records it (``from_record`` reads it back); no rendering."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "rendering"}
+
     def rendered_for(self, tokenizer: PreTrainedTokenizerBase | None) -> "TaskLayout":
         """This layout written for ``tokenizer`` (``render_for``); unchanged for no tokenizer or the synthetic one.
 

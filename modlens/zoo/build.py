@@ -178,7 +178,7 @@ def _build_member(config: FamilyConfig, member: Member, final: Path, *, progress
         save_model(
             model,
             staging / checkpoint_dirname(step),
-            layout=dataclasses.asdict(layout),
+            layout=layout.as_record(),
             family=config.key(),
             member=member.name,
             step=step,
