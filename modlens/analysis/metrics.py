@@ -28,6 +28,17 @@ METRICS_INFO: dict[str, MetricInfo] = {
     "reached_target": MetricInfo("reached accuracy target (fraction of units)", 0),
     "finetune_lr": MetricInfo("fine-tuning learning rate (chosen)", 0),
     "heldout_composite_accuracy_base": MetricInfo("base model accuracy on unseen composite pairs (fraction)", 0),
+    # Behaviour when the fine-tuning tasks are prompt files (a family file's finetune and heldout_prompts): the
+    # held-out prompts, never trained on, measure reuse as the unseen composite pairs do. Their loss is context:
+    # a second direction for one measurement would count it twice in any tally.
+    "heldout_prompt_accuracy": MetricInfo("accuracy on held-out prompts (fraction)", +1),
+    "heldout_prompt_loss": MetricInfo("answer loss on held-out prompts (nats)", 0),
+    "heldout_prompt_accuracy_base": MetricInfo("base model accuracy on held-out prompts (fraction)", 0),
+    "heldout_prompt_loss_base": MetricInfo("base model answer loss on held-out prompts (nats)", 0),
+    "finetune_prompt_accuracy": MetricInfo("accuracy on the fine-tuning prompts' validation split (fraction)", 0),
+    "finetune_prompt_loss": MetricInfo("answer loss on the fine-tuning prompts' validation split (nats)", 0),
+    "finetune_prompt_accuracy_base": MetricInfo("base model accuracy on the fine-tuning prompts (fraction)", 0),
+    "finetune_prompt_loss_base": MetricInfo("base model answer loss on the fine-tuning prompts (nats)", 0),
     # Reuse (Csordás et al.'s P_reuse; Lepori et al.'s structural compositionality on the composite task).
     "reuse_specificity": MetricInfo("reuse specificity (accuracy drop with f minus without f)", +1),
     "reuse_specificity_tuned_mask": MetricInfo("reuse specificity, tuned-model mask (accuracy drop difference)", +1),

@@ -6,6 +6,8 @@ A family file (TOML) lists one or more pretraining trajectories, each an ordered
     control = true                                  # add a step-0 random init per trajectory (seeded)
     quality = "heldout_text.jsonl"                  # prompt set whose answer loss is pretraining quality (optional)
     capability = "facts.jsonl"                      # prompt set fine-tuning does not train: kept or lost? (optional)
+    finetune = "train.jsonl"                        # fine-tune on these prompts instead of the synthetic tasks ...
+    heldout_prompts = "transfer.jsonl"              # ... and score these, never trained on (both or neither)
 
     [study]                                         # StudyConfig keys, as in --config (optional)
     n_eval = 128
@@ -23,6 +25,11 @@ checks every checkpoint before any unit runs (directories exist, hub revisions r
 without the network, one architecture, one tokenizer, a tokenizer that can write the synthetic tasks one token
 per symbol), each refusal one line. A text tokenizer (Pythia's, GPT-2's, Llama's) gets the tasks rendered in its
 own tokens (``modlens.tasks.rendering``); the rendering is recorded with the checked family.
+
+With ``finetune`` and ``heldout_prompts`` every checkpoint is fine-tuned on a prompt file (every fifth line held
+out for validation, at least ``MIN_FINETUNE_PROMPTS`` lines) and scored on prompts it never trained on
+(``modlens.study.prompt_phases``); the synthetic ``heldout`` does not apply, and the mechanistic metrics, which
+take apart the synthetic tasks' primitives, are NaN with their reason.
 """
 
 import contextlib
@@ -45,12 +52,18 @@ from modlens.errors import ConfigError, ModelLoadError, TaskError
 from modlens.models.saving import read_provenance
 from modlens.models.spec import ModelSpec, pair_mismatches, spec_from_hf_config
 from modlens.resolve import model_ref
-from modlens.study.presets import StudyConfig
+from modlens.study.presets import PRIMARY_METRICS, StudyConfig
 from modlens.tasks.prompts import load_prompts
 from modlens.tasks.rendering import Rendering
 from modlens.tasks.synthetic import TaskLayout
 
-FILE_KEYS = ("capability", "control", "heldout", "quality", "study", "trajectories")
+FILE_KEYS = ("capability", "control", "finetune", "heldout", "heldout_prompts", "quality", "study", "trajectories")
+PROMPT_KEYS = ("quality", "capability", "finetune", "heldout_prompts")
+"""The family file's prompt-file keys, in the order ``CheckedFamily.as_dict`` records them."""
+MIN_FINETUNE_PROMPTS = 10
+"""Lines a ``finetune`` prompt file needs: every fifth is held out for validation."""
+PROMPT_PRIMARY_METRICS = ("heldout_prompt_accuracy", "weight_drift_upper_share_fixed_budget")
+"""The primary metrics of a study fine-tuned on prompt files, unless its ``[study]`` names its own."""
 _STEP = re.compile(r"step0*(\d+)$")
 
 
@@ -104,7 +117,8 @@ class ResolvedCheckpoint:
 @dataclass(frozen=True)
 class StudyFamily:
     """A parsed family file: its trajectories, control switch, held-out tasks, study keys and where it lives;
-    ``quality`` and ``capability``: absolute paths of its prompt files (``None`` when it names none)."""
+    ``quality``, ``capability``, ``finetune`` and ``heldout_prompts``: absolute paths of its prompt files (``None``
+    when it names none)."""
 
     trajectories: tuple[Trajectory, ...]
     control: bool
@@ -113,10 +127,17 @@ class StudyFamily:
     base_dir: Path
     quality: str | None = None
     capability: str | None = None
+    finetune: str | None = None
+    heldout_prompts: str | None = None
 
     def study_config(self, base: StudyConfig) -> StudyConfig:
-        """``base`` with the file's ``[study]`` keys and its held-out tasks applied."""
+        """``base`` with the file's ``[study]`` keys and its held-out tasks applied; a family fine-tuned on prompt
+        files whose ``[study]`` declares no ``primary_metrics`` and whose ``base`` has the default ones gets
+        ``PROMPT_PRIMARY_METRICS`` (the defaults name metrics of the synthetic tasks)."""
         config = config_from_mapping(StudyConfig, dict(self.study), base=base, prefix="study.")
+        declared = "primary_metrics" in self.study or base.primary_metrics != PRIMARY_METRICS
+        if self.finetune is not None and not declared:
+            config = dataclasses.replace(config, primary_metrics=PROMPT_PRIMARY_METRICS)
         if self.heldout:
             config = config_from_mapping(StudyConfig, {"heldout_composites": list(self.heldout)}, base=config)
         return config
@@ -132,6 +153,8 @@ class CheckedFamily:
     rendering: Rendering | None = None
     quality: str | None = None
     capability: str | None = None
+    finetune: str | None = None
+    heldout_prompts: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -143,7 +166,7 @@ class CheckedFamily:
         }
         if self.rendering is not None:  # absent for the synthetic vocabulary, so those fingerprints stay as they were
             out["rendering"] = self.rendering.as_dict()
-        for key in ("quality", "capability"):  # likewise absent unless the file names a prompt set
+        for key in PROMPT_KEYS:  # likewise absent unless the file names a prompt set
             if getattr(self, key) is not None:
                 out[key] = {"path": getattr(self, key), "sha256": _file_hash(getattr(self, key))}
         return out
@@ -197,7 +220,16 @@ def parse_family(values: Mapping[str, Any], *, base_dir: "str | os.PathLike[str]
     study = values.get("study", {})
     if not isinstance(study, Mapping):
         raise ConfigError("study is a table of study config keys ([study])")
-    prompts = {key: _prompt_file(values, key, Path(base_dir)) for key in ("quality", "capability")}
+    prompts = {key: _prompt_file(values, key, Path(base_dir)) for key in PROMPT_KEYS}
+    if (prompts["finetune"] is None) != (prompts["heldout_prompts"] is None):
+        raise ConfigError(
+            "finetune and heldout_prompts come together: the prompts fine-tuned on and the prompts never trained on"
+        )
+    if prompts["finetune"] is not None and heldout:
+        raise ConfigError(
+            "heldout names synthetic composites, and this family is fine-tuned on prompt files; drop heldout "
+            "(heldout_prompts are its held-out tasks)"
+        )
     return StudyFamily(tuple(trajectories), control, tuple(heldout), dict(study), Path(base_dir), **prompts)
 
 
@@ -216,9 +248,14 @@ def _prompt_file(values: Mapping[str, Any], key: str, base_dir: Path) -> str | N
     if not path.is_file():
         raise ConfigError(f"{key} prompt file {written!r} does not exist (relative to {str(base_dir)!r})")
     try:
-        load_prompts(path)
+        lines = len(load_prompts(path))
     except TaskError as err:
         raise ConfigError(f"{key} prompt file: {err}") from None
+    if key == "finetune" and lines < MIN_FINETUNE_PROMPTS:
+        raise ConfigError(
+            f"finetune prompt file {written!r} has {lines} lines; it needs at least {MIN_FINETUNE_PROMPTS} "
+            "(every fifth is held out for validation)"
+        )
     return str(path.resolve())
 
 
@@ -278,7 +315,8 @@ def check_family(family: StudyFamily, study: StudyConfig) -> CheckedFamily:
             checked.insert(0, control)
         runs[(trajectory.name, seed)] = tuple(checked)
     assert first is not None  # parse_family requires a checkpoint
-    return CheckedFamily(runs, first[1], rendering, family.quality, family.capability)
+    prompts = {key: getattr(family, key) for key in PROMPT_KEYS}
+    return CheckedFamily(runs, first[1], rendering, **prompts)
 
 
 def _resolve(point: Checkpoint, base_dir: Path) -> tuple[ResolvedCheckpoint, Path]:

@@ -12,6 +12,7 @@ from modlens.study.family_file import ResolvedCheckpoint
 from modlens.study.finetuning import study_method
 from modlens.study.phases import measure_checkpoint
 from modlens.study.presets import StudyConfig
+from modlens.study.prompt_phases import measure_prompt_checkpoint
 from modlens.study.tasks import StudyTasks
 from modlens.tasks.metrics import evaluate
 from modlens.tasks.prompts import load_prompt_batch
@@ -27,6 +28,8 @@ def family_checkpoint_unit(
     quality: str | None = None,
     capability: str | None = None,
     record_quality: bool = True,
+    finetune: str | None = None,
+    heldout_prompts: str | None = None,
 ) -> list[dict[str, Any]]:
     """Quality rows (when ``record_quality``: one unit per checkpoint records them) and the checkpoint unit's rows
     for one checkpoint of trajectory ``(name, seed)``, fine-tuned by ``method``.
@@ -35,6 +38,8 @@ def family_checkpoint_unit(
     ``label_noise`` (a family file has no such factor, so the analysis does not group by it). ``quality`` and
     ``capability`` are the family file's prompt files: the first replaces the primitives as the measure of
     pretraining quality (its answer loss), the second is the capability set whose retention is measured.
+    ``finetune`` and ``heldout_prompts`` (both or neither): the prompt files fine-tuned on and scored for transfer
+    instead of the synthetic tasks (``modlens.study.prompt_phases``).
     """
     study = StudyConfig.from_dict(config)
     point = ResolvedCheckpoint(**checkpoint)
@@ -42,7 +47,7 @@ def family_checkpoint_unit(
     common = {"depth": base.spec.n_layers, "seed": seed, "corpus": name, "step": point.step}
     prompts = {
         key: load_prompt_batch(path, base.tokenizer, n_ctx=base.spec.n_ctx)
-        for key, path in (("quality", quality), ("capability", capability))
+        for key, path in (("quality", quality), ("capability", capability), ("heldout", heldout_prompts))
         if path is not None
     }
     rendering = StudyTasks.for_model(study, base).rendering  # the tasks in the checkpoint's own tokens
@@ -54,14 +59,26 @@ def family_checkpoint_unit(
             {"table": "quality", **common, "task": task, **evaluate(base.logits(batch.tokens), batch)}
             for task, batch in batches.items()
         ]
-    measured = measure_checkpoint(
-        study,
-        base,
-        common,
-        method=study_method(method),
-        capability=prompts.get("capability"),
-        quality=prompts.get("quality"),
-    )
+    if finetune is not None:
+        measured = measure_prompt_checkpoint(
+            study,
+            base,
+            common,
+            finetune=finetune,
+            heldout=prompts["heldout"],
+            method=study_method(method),
+            capability=prompts.get("capability"),
+            quality=prompts.get("quality"),
+        )
+    else:
+        measured = measure_checkpoint(
+            study,
+            base,
+            common,
+            method=study_method(method),
+            capability=prompts.get("capability"),
+            quality=prompts.get("quality"),
+        )
     return (rows if record_quality else []) + measured
 
 

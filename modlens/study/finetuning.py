@@ -6,13 +6,16 @@ checkpoint gets the same budget and step count cannot pass for modularity.
 """
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from modlens.models.model import Model
 from modlens.study.presets import StudyConfig
 from modlens.study.tasks import StudyTasks
-from modlens.training.finetune import FinetuneConfig, FinetuneResult, finetune
+from modlens.tasks.batch import Batch
+from modlens.tasks.synthetic import SyntheticTask
+from modlens.training.finetune import Data, FinetuneConfig, FinetuneResult, finetune
 from modlens.training.methods import Method, Proxy, ProxyModel, method_named
 
 
@@ -41,33 +44,46 @@ def study_method(name: str, expert: Model | None = None) -> Method:
 
 
 def finetune_checkpoint(base: Model, tasks: StudyTasks, method: Method | None = None) -> Tuning:
-    """Fine-tunes ``base`` (by ``method``, default all weights) once per learning rate and keeps the best on
-    validation: reached the target first, then fewer steps, then higher accuracy.
+    """Fine-tunes ``base`` on the study's fine-tuning composites, with the pretraining corpus as replay
+    (``tune_checkpoint`` on ``tasks.finetune``; validation on their val split)."""
+    replay, weights = tasks.replay
+    return tune_checkpoint(base, tasks.study, tasks.finetune, method, replay=replay, replay_weights=weights)
+
+
+def tune_checkpoint(
+    base: Model,
+    study: StudyConfig,
+    data: Data,
+    method: Method | None = None,
+    *,
+    replay: Sequence[SyntheticTask] = (),
+    replay_weights: Sequence[float] | None = None,
+    val: Batch | None = None,
+) -> Tuning:
+    """Fine-tunes ``base`` on ``data`` (by ``method``, default all weights) once per learning rate of
+    ``study.lr_grid`` and keeps the best on validation: reached the target first, then fewer steps, then higher
+    accuracy. ``data``, ``replay``, ``replay_weights`` and ``val`` are ``modlens.training.finetune``'s (a fixed
+    ``Batch``, e.g. a prompt file, needs ``val`` and takes no replay).
 
     Rates run from the largest down; once one has reached the target in ``s`` steps, later rates run at most
     ``s`` steps (they could only win by reaching it sooner), which picks the same rate as running all to the
     end (a base that already meets the target needs no other rate). The winner's fixed-budget snapshot comes
     from the same run, rerun (deterministically) when the winner's run stopped before the budget.
     """
-    study = tasks.study
     how = method if method is not None else method_named("full")
-    replay, weights = tasks.replay
     best: tuple[tuple[bool, int, float], float, FinetuneResult[Any]] | None = None
     tried: dict[float, tuple[bool, int, float]] = {}
+
+    def run(config: FinetuneConfig) -> FinetuneResult[Any]:
+        return finetune(
+            base, data, config, method=how, replay=replay, replay_weights=replay_weights, val=val, progress=False
+        )
+
     for lr in sorted(study.lr_grid, reverse=True):
         cap = best[2].steps if best is not None and best[2].reached_target else study.finetune.max_steps
         if cap == 0:  # the base already meets the target: no rate can do better than no step at all
             break
-        fixed = study.finetune.fixed_steps if best is None else None
-        result = finetune(
-            base,
-            tasks.finetune,
-            finetune_config(study, lr, cap, fixed),
-            method=how,
-            replay=replay,
-            replay_weights=weights,
-            progress=False,
-        )
+        result = run(finetune_config(study, lr, cap, study.finetune.fixed_steps if best is None else None))
         accuracy = float(result.history["val_accuracy"].iloc[-1])
         tried[lr] = (result.reached_target, result.steps, accuracy)
         rank = (not result.reached_target, result.steps, -accuracy)
@@ -76,10 +92,7 @@ def finetune_checkpoint(base: Model, tasks: StudyTasks, method: Method | None = 
     assert best is not None
     _, lr, result = best
     if result.fixed_budget is None:
-        config = finetune_config(study, lr, study.finetune.max_steps, study.finetune.fixed_steps)
-        result_with_budget = finetune(
-            base, tasks.finetune, config, method=how, replay=replay, replay_weights=weights, progress=False
-        )
+        result_with_budget = run(finetune_config(study, lr, study.finetune.max_steps, study.finetune.fixed_steps))
         assert result_with_budget.fixed_budget is not None
         fixed_model = result_with_budget.fixed_budget
     else:

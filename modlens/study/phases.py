@@ -112,7 +112,6 @@ def measure_checkpoint(
         ("heldout_composite_accuracy_base", ""): before["heldout"],
         ("finetune_composite_accuracy_base", ""): before["finetune"],
     }
-    reasons: dict[tuple[str, str], str] = {}
     metrics |= {(k, ""): v for k, v in behaviour_metrics(tuned, before, tasks).items()}
     probes = reasoning_probes(base, tasks)
     metrics |= {(f"{k}_base", ""): v for k, v in probes.values.items()}
@@ -149,17 +148,31 @@ def measure_checkpoint(
     for probe_name in probes.absent:
         for suffix in ("", "_base", FIXED_BUDGET):
             undefined[(f"{probe_name}{suffix}", "")] = probes.reason
-    for key, reason in undefined.items():
-        if key not in metrics or math.isnan(metrics[key]):
-            metrics[key] = math.nan
-            reasons[key] = reason
-
     common = {
         **common,
         "method": how.name,
         "pretrain_loss": pretrain_loss,
         "pretrain_accuracy": pretrain_accuracy,
     }
+    return unit_rows(metrics, undefined, common, drift_layers, mask_layers)
+
+
+def unit_rows(
+    metrics: dict[tuple[str, str], float],
+    undefined: dict[tuple[str, str], str],
+    common: dict[str, Any],
+    drift_layers: list[dict[str, Any]],
+    mask_layers: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """A checkpoint unit's rows: one ``"metrics"`` row per ``(metric, subroutine)`` of ``metrics``, where a metric
+    of ``undefined`` that is absent or NaN is NaN with its ``reason``; then the per-layer rows; all tagged with
+    ``common``."""
+    metrics = dict(metrics)
+    reasons: dict[tuple[str, str], str] = {}
+    for key, reason in undefined.items():
+        if key not in metrics or math.isnan(metrics[key]):
+            metrics[key] = math.nan
+            reasons[key] = reason
     rows = [
         {
             "table": "metrics",

@@ -88,7 +88,8 @@ def plan_checkpoints(study: StudyConfig, models_root: Path) -> list[Unit]:
 
 def plan_family(study: StudyConfig, family: CheckedFamily) -> list[Unit]:
     """One unit per checkpoint of a checked family file and method (quality, fine-tuning and measures; nothing
-    pretrained); the first method's unit records the checkpoint's quality."""
+    pretrained); the first method's unit records the checkpoint's quality. The family's prompt files travel with
+    each unit (``finetune`` and ``heldout_prompts`` only when it fine-tunes on prompt files)."""
     config = study.as_dict()
     return [
         Unit(
@@ -103,6 +104,12 @@ def plan_family(study: StudyConfig, family: CheckedFamily) -> list[Unit]:
                 "quality": family.quality,
                 "capability": family.capability,
                 "record_quality": method == study.finetune_methods[0],
+                # only when set: the unit kwargs of families without prompt fine-tuning stay as they were
+                **{
+                    key: getattr(family, key)
+                    for key in ("finetune", "heldout_prompts")
+                    if getattr(family, key) is not None
+                },
             },
             meta={
                 "phase": "finetune",
