@@ -12,7 +12,7 @@ from modlens.errors import ConfigError, ModelLoadError
 from modlens.models.factory import tiny_model
 from modlens.models.saving import save_model
 from modlens.study import PRESETS, run_study
-from modlens.study.family_file import check_family, load_family_file, parse_family
+from modlens.study.family_file import FILE_KEYS, check_family, load_family_file, parse_family
 from modlens.study.pipeline import MODELS_DIR
 
 TINY = dataclasses.replace(PRESETS["tiny"], family=dataclasses.replace(PRESETS["tiny"].family, seeds=(0,)))
@@ -99,8 +99,11 @@ checkpoints = [{{ source = "{member / "step000000"}" }}, {{ source = "{member / 
 
 
 def test_a_wrong_key_names_the_valid_ones(tmp_path) -> None:
-    with pytest.raises(ConfigError, match=r"unknown family file key 'trajectory'; valid keys: control, heldout"):
+    with pytest.raises(
+        ConfigError, match=r"unknown family file key 'trajectory'; valid keys: capability, control,"
+    ) as info:
         parse_family({"trajectory": []}, base_dir=tmp_path)
+    assert str(info.value).endswith(", ".join(FILE_KEYS))
     bad = {"trajectories": [{"name": "a", "checkpoints": [{"source": "x", "revison": "step1"}]}]}
     with pytest.raises(ConfigError, match=r"unknown config key 'trajectories.0.checkpoints.0.revison'.*revision"):
         parse_family(bad, base_dir=tmp_path)
