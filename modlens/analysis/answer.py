@@ -125,7 +125,7 @@ def _reading_order(metrics: set, primary: list[str]) -> list[str]:
     return [m for m in primary if m in metrics] + rest
 
 
-def _plural(n: int, word: str) -> str:
+def plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
@@ -202,7 +202,7 @@ def _correlation_finding(metric: str, row: pd.Series, groups: pd.DataFrame) -> F
     rho = numbers[0]
     sentence = (
         f"{metric}: within-group Spearman ρ(pretraining loss, {metric}) = {rho:+.2f} over {int(row['n_units'])} "
-        f"pretrained units of {int(row['n_runs'])} runs in {_plural(int(row['n_groups']), 'group')}"
+        f"pretrained units of {int(row['n_runs'])} runs in {plural(int(row['n_groups']), 'group')}"
         f"{excluded} ({row['ci']:.0%} interval {row['ci_low']:+.2f} to {row['ci_high']:+.2f}; within-run permutation "
         f"p {p_text(row['p_value'])}): "
     )

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modlens.analysis.answer import Answer, p_text
+from modlens.analysis.answer import Answer, p_text, plural
 from modlens.analysis.correlation import N_PERM, check_test
 from modlens.analysis.frame import CONTROL_STEP, group_columns, run_level_values, unit_values
 from modlens.analysis.permutation import normal_interval, rng_for, sign_flip_test
@@ -334,9 +334,10 @@ def _contrast_sentence(row: pd.Series, alpha: float) -> str:
     if row["note"]:
         return f"{metric}, {method} against {reference}: not compared ({absence_mark(row['note'])})."
     diff = float(row["difference"])
+    runs = plural(int(row["n_runs"]), "run")
     text = (
         f"{metric}, {method} minus {reference} at the most-pretrained checkpoints (step {row['best_step']}), paired "
-        f"within {int(row['n_runs'])} runs: {diff:+.3g} ({row['ci']:.0%} interval {row['ci_low']:+.3g} to "
+        f"within {runs}: {diff:+.3g} ({row['ci']:.0%} interval {row['ci_low']:+.3g} to "
         f"{row['ci_high']:+.3g}; sign-flip p {p_text(row['p_value'])}, Holm-adjusted p {p_text(row['p_adjusted'])}): "
     )
     if row["p_adjusted"] < alpha and diff:
@@ -345,7 +346,7 @@ def _contrast_sentence(row: pd.Series, alpha: float) -> str:
         text += f"no difference from {reference} is established."
     if row["min_p_adjusted"] >= alpha:
         text += (
-            f" With {int(row['n_runs'])} runs no Holm-adjusted sign-flip p can fall below {row['min_p_adjusted']:.2g}, "
+            f" With {runs} no Holm-adjusted sign-flip p can fall below {row['min_p_adjusted']:.2g}, "
             f"so this design cannot establish a difference at {alpha:g}."
         )
     return text
