@@ -91,6 +91,19 @@ def test_lora_changes_only_its_target_weights(family_model: Model, task: Synthet
     assert not _changed(before, family_model)
 
 
+def test_lora_is_deterministic_whatever_ran_before(family_model: Model, task: SyntheticTask) -> None:
+    """The adapters' random initialisation is seeded by the method, not drawn from the global generator (a unit's
+    result must not depend on the units a worker ran before it)."""
+    results = []
+    for draw in (1, 2):
+        torch.manual_seed(draw)  # a different global state before each fine-tune
+        results.append(finetune(family_model, task, SHORT, method=Lora(rank=2, alpha=4), progress=False).adapter)
+    assert results[0].keys() == results[1].keys()
+    assert all(torch.equal(results[0][k], results[1][k]) for k in results[0])
+    other = finetune(family_model, task, SHORT, method=Lora(rank=2, alpha=4, seed=1), progress=False).adapter
+    assert any(not torch.equal(other[k], results[0][k]) for k in other if "lora_A" in k)
+
+
 def test_lora_merged_equals_unmerged(family_model: Model, task: SyntheticTask) -> None:
     lora = Lora(rank=2, alpha=4)
     module = lora.trainable(family_model)

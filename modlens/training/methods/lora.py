@@ -25,12 +25,15 @@ class Lora(Method):
         alpha: scaling numerator (the update is scaled by ``alpha / rank``).
         targets: module-name suffixes to adapt (e.g. ``("query_key_value", "dense")``); ``None`` adapts every
             linear layer except the unembedding (peft's ``"all-linear"``).
+        seed: seeds the adapters' random initialisation (peft draws it from the global generator, which would make
+            a fine-tune depend on whatever ran before it in the process).
     """
 
     name: ClassVar[str] = "lora"
     rank: int = 8
     alpha: int = 16
     targets: tuple[str, ...] | None = None
+    seed: int = 0
 
     def __post_init__(self) -> None:
         if self.rank <= 0 or self.alpha <= 0:
@@ -51,8 +54,9 @@ class Lora(Method):
         )
         # get_peft_model edits the module tree in place: give it a copy. It also calls a transformers method that
         # transformers 5 deprecated (is_gradient_checkpointing); the warning is peft's to fix, not the user's.
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            torch.manual_seed(self.seed)
             peft_model = get_peft_model(copy.deepcopy(model.hf), config)
         return peft_model.train()
 
