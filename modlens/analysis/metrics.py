@@ -39,6 +39,12 @@ METRICS_INFO: dict[str, MetricInfo] = {
     "finetune_prompt_loss": MetricInfo("answer loss on the fine-tuning prompts' validation split (nats)", 0),
     "finetune_prompt_accuracy_base": MetricInfo("base model accuracy on the fine-tuning prompts (fraction)", 0),
     "finetune_prompt_loss_base": MetricInfo("base model answer loss on the fine-tuning prompts (nats)", 0),
+    # Masks on the prompt task (the tuned model's, and the base's it may inherit)
+    "prompt_mask_density": MetricInfo("share of components in the prompt task's gated masks", 0),
+    "prompt_mask_faithfulness": MetricInfo("accuracy kept by the prompt task's masks (fraction)", 0),
+    "prompt_mask_rejection_rate": MetricInfo("share of prompt-task masks failing the faithfulness gate", 0),
+    "prompt_mask_consistency": MetricInfo("prompt-task mask IoU across mask seeds (fraction)", +1),
+    "prompt_mask_inheritance_iou_excess": MetricInfo("IoU of base and tuned prompt-task masks minus chance", +1),
     # Reuse (Csordás et al.'s P_reuse; Lepori et al.'s structural compositionality on the composite task).
     "reuse_specificity": MetricInfo("reuse specificity (accuracy drop with f minus without f)", +1),
     "reuse_specificity_tuned_mask": MetricInfo("reuse specificity, tuned-model mask (accuracy drop difference)", +1),

@@ -104,25 +104,25 @@ def mechanism_metrics(
                 values = [
                     _specificity(tuned, means["tuned"], parts[(source, sub, s)], batches) for s in study.masks.seeds
                 ]
-                out[(metric + kind, sub)] = _mean(values)
+                out[(metric + kind, sub)] = finite_mean(values)
         own = [parts[("tuned", sub, s)] for s in study.masks.seeds]
         out[("mask_consistency", sub)] = mask_consistency([p.mask for p in own if p.passed])
         pairs = [(parts[("base", sub, s)], parts[("tuned", sub, s)]) for s in study.masks.seeds]
         inherited = [_inheritance(b.mask, t.mask) for b, t in pairs if b.passed and t.passed]
-        out[("inheritance_precision_excess", sub)] = _mean([p for p, _ in inherited])
-        out[("inheritance_recall_excess", sub)] = _mean([r for _, r in inherited])
+        out[("inheritance_precision_excess", sub)] = finite_mean([p for p, _ in inherited])
+        out[("inheritance_recall_excess", sub)] = finite_mean([r for _, r in inherited])
     first, second = study.subroutines
     both = [(parts[("tuned", first, s)], parts[("tuned", second, s)]) for s in study.masks.seeds]
     gated = [(a.mask, b.mask) for a, b in both if a.passed and b.passed]
-    out[("mask_iou_excess", "")] = _mean([a.iou(b) - expected_iou(a, b) for a, b in gated])
-    out[("mask_iomin_excess", "")] = _mean([a.iomin(b) - expected_iomin(a, b) for a, b in gated])
+    out[("mask_iou_excess", "")] = finite_mean([a.iou(b) - expected_iou(a, b) for a, b in gated])
+    out[("mask_iomin_excess", "")] = finite_mean([a.iomin(b) - expected_iomin(a, b) for a, b in gated])
     steps, step_gates = _structural_compositionality(tuned, means["tuned"], tasks)
     out |= {(name, ""): value for name, value in steps.items()}
     verdicts = [p.passed for p in parts.values()] + [passed for passed, _ in step_gates]
     out[("mask_rejection_rate", "")] = float(np.mean([not v for v in verdicts]))
-    out[("faithfulness", "")] = _mean([kept for _, kept in step_gates])
-    out[("mask_density", "")] = _mean([p.mask.density for (name, _, _), p in parts.items() if name == "tuned"])
-    return out, _mask_layers(parts)
+    out[("faithfulness", "")] = finite_mean([kept for _, kept in step_gates])
+    out[("mask_density", "")] = finite_mean([p.mask.density for (name, _, _), p in parts.items() if name == "tuned"])
+    return out, mask_layer_rows(parts)
 
 
 def base_parts(base: Model, tasks: StudyTasks, file: Path | None = None) -> dict[tuple[str, int], Part]:
@@ -242,8 +242,8 @@ def _structural_compositionality(
     scores = pd.DataFrame(rows, columns=["subnetwork_score", "ablation_score"])
     out = {
         "structural_compositionality": compositionality_rate(scores) if rows else float("nan"),
-        "subnetwork_score": _mean(scores["subnetwork_score"].tolist()),
-        "ablation_score": _mean(scores["ablation_score"].tolist()),
+        "subnetwork_score": finite_mean(scores["subnetwork_score"].tolist()),
+        "ablation_score": finite_mean(scores["ablation_score"].tolist()),
     }
     return out, gates
 
@@ -254,7 +254,7 @@ def _masked(model: Model, mask: Mask, batch: Batch, keep: str, means: MeanBaseli
     return float(answer_accuracy(logits, batch))
 
 
-def _mask_layers(parts: dict[tuple[str, str, int], Part]) -> list[dict[str, Any]]:
+def mask_layer_rows(parts: dict[tuple[str, str, int], Part]) -> list[dict[str, Any]]:
     """Size of each part per layer and unit group, per model (base/tuned) and subroutine, mean over seeds."""
     frames = [p.mask.density_by_layer().assign(model=name, subroutine=sub) for (name, sub, _), p in parts.items()]
     keys = ["model", "subroutine", "layer", "group"]
@@ -264,6 +264,6 @@ def _mask_layers(parts: dict[tuple[str, str, int], Part]) -> list[dict[str, Any]
     ]
 
 
-def _mean(values: list[float]) -> float:
+def finite_mean(values: list[float]) -> float:
     finite = [v for v in values if np.isfinite(v)]
     return float(np.mean(finite)) if finite else float("nan")

@@ -24,7 +24,7 @@ from modlens.names import FIXED_BUDGET
 from modlens.study.drift_profile import DRIFT_SHARES, drift_profile
 from modlens.study.experts import EXPERT_MIXING
 from modlens.study.finetuning import study_method, tune_checkpoint
-from modlens.study.mechanisms import Part, _mask_layers, _mean
+from modlens.study.mechanisms import Part, finite_mean, mask_layer_rows
 from modlens.study.phases import MISSED_TARGET, mechanism_names, unit_rows
 from modlens.study.presets import StudyConfig
 from modlens.study.reasoning import PROBE_METRICS
@@ -138,13 +138,13 @@ def prompt_masks(
         if t.passed and parts[("base", "prompt", s)].passed
     ]
     values = {
-        "prompt_mask_density": _mean([p.mask.density for p in own if p.passed]),
-        "prompt_mask_faithfulness": _mean(kept) if any(p.passed for p in own) else float("nan"),
+        "prompt_mask_density": finite_mean([p.mask.density for p in own if p.passed]),
+        "prompt_mask_faithfulness": finite_mean(kept) if any(p.passed for p in own) else float("nan"),
         "prompt_mask_rejection_rate": float(np.mean([not p.passed for p in parts.values()])),
         "prompt_mask_consistency": mask_consistency([p.mask for p in own if p.passed]),
-        "prompt_mask_inheritance_iou_excess": _mean([b.iou(t) - expected_iou(b, t) for b, t in pairs]),
+        "prompt_mask_inheritance_iou_excess": finite_mean([b.iou(t) - expected_iou(b, t) for b, t in pairs]),
     }
-    return {(name, ""): value for name, value in values.items()}, _mask_layers(parts)
+    return {(name, ""): value for name, value in values.items()}, mask_layer_rows(parts)
 
 
 @torch.no_grad()
