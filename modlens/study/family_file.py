@@ -53,7 +53,7 @@ from modlens.models.saving import read_provenance
 from modlens.models.spec import ModelSpec, pair_mismatches, spec_from_hf_config
 from modlens.resolve import model_ref
 from modlens.study.presets import PRIMARY_METRICS, StudyConfig
-from modlens.tasks.prompts import load_prompts
+from modlens.tasks.prompts import encode_prompts, load_prompts
 from modlens.tasks.rendering import Rendering
 from modlens.tasks.synthetic import TaskLayout
 
@@ -270,7 +270,7 @@ def check_family(family: StudyFamily, study: StudyConfig) -> CheckedFamily:
 
     Raises:
         ConfigError: a missing directory, an unresolvable revision, an unknown step, steps out of order, two
-            trajectories with one (name, seed).
+            trajectories with one (name, seed), a prompt-file line longer than the model's context.
         ModelLoadError: a directory without a model, architectures or tokenizers that differ, a tokenizer that
             cannot write the tasks, a vocabulary smaller than the ids they need.
     """
@@ -297,6 +297,7 @@ def check_family(family: StudyFamily, study: StudyConfig) -> CheckedFamily:
             if first is None:
                 first = (resolved.label, spec, vocab)
                 rendering = _check_rendering(resolved.label, spec, tokenizer, layout)
+                _check_prompt_lengths(family, resolved.label, spec, tokenizer)
             else:
                 _check_same(first, resolved.label, spec, vocab)
             _check_layout(resolved.label, directory, layout)
@@ -317,6 +318,23 @@ def check_family(family: StudyFamily, study: StudyConfig) -> CheckedFamily:
     assert first is not None  # parse_family requires a checkpoint
     prompts = {key: getattr(family, key) for key in PROMPT_KEYS}
     return CheckedFamily(runs, first[1], rendering, **prompts)
+
+
+def _check_prompt_lengths(
+    family: StudyFamily, label: str, spec: ModelSpec, tokenizer: PreTrainedTokenizerBase | None
+) -> None:
+    """Every prompt file's lines fit the model's context in its tokenizer (the family shares one tokenizer and
+    shape, so the first checkpoint's stand for all): refused now, not when a unit reaches the line."""
+    if tokenizer is None:
+        return
+    for key in PROMPT_KEYS:
+        path = getattr(family, key)
+        if path is None:
+            continue
+        try:
+            encode_prompts(load_prompts(path), tokenizer, n_ctx=spec.n_ctx, task=key)
+        except TaskError as err:
+            raise ConfigError(f"{key} prompt file {Path(path).name}, in {label}'s tokenizer: {err}") from None
 
 
 def _resolve(point: Checkpoint, base_dir: Path) -> tuple[ResolvedCheckpoint, Path]:

@@ -149,3 +149,15 @@ def test_a_family_file_refuses_proxy_tuning_and_a_missing_prompt_file(family_fil
     (family_file.parent / "missing.toml").write_text('capability = "nowhere.jsonl"\n' + body)
     with pytest.raises(ConfigError, match=r"capability prompt file 'nowhere\.jsonl' does not exist"):
         load_family_file(family_file.parent / "missing.toml")
+
+
+def test_a_prompt_line_longer_than_the_context_is_refused_before_any_unit(family_file, tmp_path) -> None:
+    root = family_file.parent
+    write_prompts(root / "long.jsonl", [("the answer is" + " 1 2 3" * 20, " 4")])
+    (root / "long.toml").write_text('capability = "long.jsonl"\n' + family_file.read_text())
+    family = load_family_file(root / "long.toml")
+    with pytest.raises(
+        ConfigError, match=r"capability prompt file long\.jsonl, in .*step5's tokenizer: example 1 is"
+    ) as info:
+        run_study(TINY, tmp_path / "out", family=family, progress=False)
+    assert "\n" not in str(info.value) and not (tmp_path / "out").exists()
