@@ -44,6 +44,8 @@ from modlens.modularity import (
     reuse_specificity,
     run_reuse,
 )
+from modlens.modularity.gate import Faithfulness
+from modlens.study.presets import MaskConfig
 from modlens.study.tasks import StudyTasks
 from modlens.tasks.batch import Batch
 from modlens.tasks.metrics import answer_accuracy
@@ -214,19 +216,7 @@ def _structural_compositionality(
     for step, (fit, held) in steps.items():
         other = next(s for s in steps if s != step)
         for seed in study.masks.seeds:
-            mask = fit_mask(
-                tuned, fit, seed=seed, sparsity=study.masks.sparsity, steps=study.masks.steps, reference=means
-            )
-            gate = check_faithfulness(
-                tuned,
-                mask,
-                held,
-                reference=means,
-                n_random=study.masks.faithful_random_draws,
-                min_kept=study.masks.faithful_min_kept,
-                min_margin=study.masks.faithful_margin,
-                seed=seed,
-            )
+            mask, gate = fit_gated_mask(tuned, fit, held, means, study.masks, seed)
             gates.append((gate.passed, gate.ratio))
             if not gate.passed:
                 continue
@@ -246,6 +236,25 @@ def _structural_compositionality(
         "ablation_score": finite_mean(scores["ablation_score"].tolist()),
     }
     return out, gates
+
+
+def fit_gated_mask(
+    model: Model, fit: Batch, held: Batch, means: MeanBaseline, settings: MaskConfig, seed: int
+) -> tuple[Mask, Faithfulness]:
+    """A subnetwork mask for the task of ``fit`` (``fit_mask`` with the study's sparsity and steps, mean-ablating
+    to ``means``) and its faithfulness gate on ``held`` (``check_faithfulness`` with ``settings.faithful_*``)."""
+    mask = fit_mask(model, fit, seed=seed, sparsity=settings.sparsity, steps=settings.steps, reference=means)
+    gate = check_faithfulness(
+        model,
+        mask,
+        held,
+        reference=means,
+        n_random=settings.faithful_random_draws,
+        min_kept=settings.faithful_min_kept,
+        min_margin=settings.faithful_margin,
+        seed=seed,
+    )
+    return mask, gate
 
 
 @torch.no_grad()

@@ -122,10 +122,10 @@ def measure_checkpoint(
     if isinstance(tuning.fixed_budget, Model):
         fixed |= drift_profile(base, tuning.fixed_budget, tasks.test("finetune"))[0]
     if capability is not None:
-        kept = capability_metrics(base, capability)
+        kept = answer_scores(base, capability, "capability")
         metrics |= {(f"{k}_base", ""): v for k, v in kept.items()}
-        metrics |= {(k, ""): v for k, v in capability_metrics(tuned, capability).items()}
-        fixed |= capability_metrics(tuning.fixed_budget, capability)
+        metrics |= {(k, ""): v for k, v in answer_scores(tuned, capability, "capability").items()}
+        fixed |= answer_scores(tuning.fixed_budget, capability, "capability")
         metrics[("capability_loss_change", "")] = metrics[("capability_loss", "")] - kept["capability_loss"]
     metrics |= {(f"{k}{FIXED_BUDGET}", ""): v for k, v in fixed.items()}
     drift_layers: list[dict[str, Any]] = []
@@ -190,14 +190,11 @@ def unit_rows(
 
 
 @torch.no_grad()
-def capability_metrics(model: LogitModel, capability: Batch) -> dict[str, float]:
-    """``capability_loss`` and ``capability_accuracy``: the answer loss and whole-answer accuracy on the capability
-    prompt set."""
-    logits = model.logits(capability.tokens)
-    return {
-        "capability_loss": float(loss(logits, capability)),
-        "capability_accuracy": float(answer_accuracy(logits, capability)),
-    }
+def answer_scores(model: LogitModel, batch: Batch, name: str) -> dict[str, float]:
+    """``{name}_loss`` and ``{name}_accuracy``: the answer loss and whole-answer accuracy on ``batch`` (a prompt
+    set: the capability set, a family file's fine-tuning or held-out prompts)."""
+    logits = model.logits(batch.tokens)
+    return {f"{name}_loss": float(loss(logits, batch)), f"{name}_accuracy": float(answer_accuracy(logits, batch))}
 
 
 def mechanism_names(study: StudyConfig) -> list[tuple[str, str]]:

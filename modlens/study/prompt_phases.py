@@ -17,19 +17,17 @@ from modlens.components import point_hook
 from modlens.faithfulness import LogitModel
 from modlens.interventions.bridge import bridge_activations
 from modlens.masks.apply import GROUP_POINTS, MeanBaseline
-from modlens.masks.fit import fit_mask
 from modlens.models.model import Model
-from modlens.modularity import check_faithfulness, expected_iou, mask_consistency
+from modlens.modularity import expected_iou, mask_consistency
 from modlens.names import FIXED_BUDGET
 from modlens.study.drift_profile import DRIFT_SHARES, drift_profile
 from modlens.study.experts import EXPERT_MIXING
 from modlens.study.finetuning import study_method, tune_checkpoint
-from modlens.study.mechanisms import Part, finite_mean, mask_layer_rows
-from modlens.study.phases import MISSED_TARGET, mechanism_names, unit_rows
+from modlens.study.mechanisms import Part, finite_mean, fit_gated_mask, mask_layer_rows
+from modlens.study.phases import MISSED_TARGET, answer_scores, mechanism_names, unit_rows
 from modlens.study.presets import StudyConfig
 from modlens.study.reasoning import PROBE_METRICS
 from modlens.tasks.batch import Batch
-from modlens.tasks.metrics import answer_accuracy, loss
 from modlens.tasks.prompts import encode_prompts, load_prompts, require_tokenizer
 from modlens.training.methods import NO_WEIGHTS, Method
 
@@ -117,17 +115,7 @@ def prompt_masks(
     for name, model in (("base", base), ("tuned", tuned)):
         means = prompt_baseline(model, train)
         for seed in settings.seeds:
-            mask = fit_mask(model, train, seed=seed, sparsity=settings.sparsity, steps=settings.steps, reference=means)
-            gate = check_faithfulness(
-                model,
-                mask,
-                val,
-                reference=means,
-                n_random=settings.faithful_random_draws,
-                min_kept=settings.faithful_min_kept,
-                min_margin=settings.faithful_margin,
-                seed=seed,
-            )
+            mask, gate = fit_gated_mask(model, train, val, means, settings, seed)
             parts[(name, "prompt", seed)] = Part(mask, gate.passed, ())
             if name == "tuned":
                 kept.append(gate.ratio)
@@ -145,13 +133,6 @@ def prompt_masks(
         "prompt_mask_inheritance_iou_excess": finite_mean([b.iou(t) - expected_iou(b, t) for b, t in pairs]),
     }
     return {(name, ""): value for name, value in values.items()}, mask_layer_rows(parts)
-
-
-@torch.no_grad()
-def prompt_scores(model: LogitModel, batch: Batch, name: str) -> dict[str, float]:
-    """``{name}_loss`` and ``{name}_accuracy``: the answer loss and whole-answer accuracy on ``batch``."""
-    logits = model.logits(batch.tokens)
-    return {f"{name}_loss": float(loss(logits, batch)), f"{name}_accuracy": float(answer_accuracy(logits, batch))}
 
 
 def measure_prompt_checkpoint(
@@ -183,9 +164,9 @@ def measure_prompt_checkpoint(
         sets["capability"] = capability
 
     def scores(model: LogitModel) -> dict[str, float]:
-        return {k: v for name, batch in sets.items() for k, v in prompt_scores(model, batch, name).items()}
+        return {k: v for name, batch in sets.items() for k, v in answer_scores(model, batch, name).items()}
 
-    held_out = prompt_scores(base, quality if quality is not None else heldout, "pretrain")
+    held_out = answer_scores(base, quality if quality is not None else heldout, "pretrain")
     before = scores(base)
     tuning = tune_checkpoint(base, study, train, how, val=val)
     tuned = tuning.target.model
