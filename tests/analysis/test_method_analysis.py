@@ -164,3 +164,19 @@ def test_contrast_without_group_columns():
     frame = method_frame({"full": 0.0, "upper": 0.3}).drop(columns=["depth", "corpus", "label_noise"])
     row = method_contrast(frame, ["heldout_composite_accuracy"], n_perm=N_PERM).iloc[0]
     assert row["n_runs"] == 8 and row["difference"] == pytest.approx(0.3) and row["best_step"] == str(BEST)
+
+
+def test_the_untrained_sentence_counts_the_bases_that_met_the_target_before_any_step():
+    """Known truth: 3 of the 8 most-pretrained full fine-tunes took 0 steps; the sentence says exactly that, and a
+    frame where every fine-tune trained says nothing of it."""
+    frame = method_frame({"full": 0.0, "upper": 0.1})
+    steps = (frame["metric"] == "finetune_steps") & (frame["step"] == BEST)
+    untrained = steps & frame["seed"].isin([0, 1, 2])
+    frame.loc[untrained, "value"] = 0.0
+    sentences = analyse_study(frame, primary_metrics=PRIMARY, n_perm=99, power_studies=0).methods.sentences
+    assert [s for s in sentences if "before any step" in s] == [
+        next(s for s in sentences if s.startswith("At the most-pretrained checkpoints 3 of 8 bases"))
+    ]
+    trained = method_frame({"full": 0.0, "upper": 0.1})
+    found = analyse_study(trained, primary_metrics=PRIMARY, n_perm=99, power_studies=0).methods
+    assert not any("before any step" in s for s in found.sentences)
