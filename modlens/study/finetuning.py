@@ -68,7 +68,7 @@ def tune_checkpoint(
     Rates run from the largest down; once one has reached the target in ``s`` steps, later rates run at most
     ``s`` steps (they could only win by reaching it sooner), which picks the same rate as running all to the
     end (a base that already meets the target needs no other rate). The winner's fixed-budget snapshot comes
-    from the same run, rerun (deterministically) when the winner's run stopped before the budget.
+    from the same run, rerun (deterministically, up to the budget) when the winner's run did not keep it.
     """
     how = method if method is not None else method_named("full")
     best: tuple[tuple[bool, int, float], float, FinetuneResult[Any]] | None = None
@@ -92,7 +92,11 @@ def tune_checkpoint(
     assert best is not None
     _, lr, result = best
     if result.fixed_budget is None:
-        result_with_budget = run(finetune_config(study, lr, study.finetune.max_steps, study.finetune.fixed_steps))
+        # only the snapshot is wanted: stop there (the learning rate is constant after warm-up, so the first
+        # fixed_steps steps are the same whatever the run's length)
+        budget = study.finetune.fixed_steps
+        assert budget is not None  # StudyConfig requires it
+        result_with_budget = run(finetune_config(study, lr, budget, budget))
         assert result_with_budget.fixed_budget is not None
         fixed_model = result_with_budget.fixed_budget
     else:

@@ -18,9 +18,10 @@ reference batch (``StudyTasks.reference``).
 """
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -89,7 +90,18 @@ def mechanism_metrics(
     """The mechanistic metrics of one unit (keys ``(metric, subroutine)``) and per-layer part sizes.
 
     ``base_parts_file`` keeps the base checkpoint's parts, which every method's unit of that checkpoint needs
-    (``base_parts``)."""
+    (``base_parts``). A fine-tune that took no step (its base already met the target) and left the weights
+    bit-identical is the base itself, so its metrics are the same for every method: they are kept beside the
+    parts, computed by the first such unit of the checkpoint and read by the others."""
+    if base_parts_file is not None and same_weights(base, tuned):
+        untuned = base_parts_file.with_name(f"{base_parts_file.stem}-untuned{base_parts_file.suffix}")
+        return computed_once(untuned, lambda: _mechanism_metrics(base, tuned, tasks, base_parts_file))
+    return _mechanism_metrics(base, tuned, tasks, base_parts_file)
+
+
+def _mechanism_metrics(
+    base: Model, tuned: Model, tasks: StudyTasks, base_parts_file: Path | None
+) -> tuple[dict[tuple[str, str], float], list[dict[str, Any]]]:
     study = tasks.study
     means = {"base": mean_baseline(base, tasks.reference), "tuned": mean_baseline(tuned, tasks.reference)}
     parts = {("base", sub, seed): part for (sub, seed), part in base_parts(base, tasks, base_parts_file).items()}
@@ -142,17 +154,34 @@ def base_parts(base: Model, tasks: StudyTasks, file: Path | None = None) -> dict
             (sub, seed): _part(base, means, tasks, sub, seed) for sub in study.subroutines for seed in study.masks.seeds
         }
 
-    if file is None:
-        return learn()
+    return learn() if file is None else computed_once(file, learn)
+
+
+T = TypeVar("T")
+
+
+def computed_once(file: Path, compute: Callable[[], T]) -> T:
+    """``compute()``, kept in ``file``: the first caller computes and writes it (atomically, under a lock, so
+    callers in other processes wait instead of computing it twice), the others read it."""
     file.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(file.with_name(f".{file.name}.lock")):
         if file.is_file():
             return torch.load(file, weights_only=False)
-        parts = learn()
+        value = compute()
         buffer = io.BytesIO()
-        torch.save(parts, buffer)
+        torch.save(value, buffer)
         write_bytes_atomic(file, buffer.getvalue())
-        return parts
+        return value
+
+
+def same_weights(first: Model, second: Model) -> bool:
+    """Whether two models are the same module class with bit-identical parameters and buffers."""
+    if type(first.hf) is not type(second.hf):
+        return False
+    ours, theirs = first.hf.state_dict(), second.hf.state_dict()
+    return ours.keys() == theirs.keys() and all(
+        ours[k].dtype == theirs[k].dtype and torch.equal(ours[k], theirs[k]) for k in ours
+    )
 
 
 def _part(model: Model, means: MeanBaseline, tasks: StudyTasks, sub: str, seed: int) -> Part:

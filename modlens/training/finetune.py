@@ -3,7 +3,8 @@ fixed-budget snapshot (the same number of steps for every model, so step count c
 registered method (``modlens.training.methods``: full, upper layers, LoRA, singular values, proxy-tuning)."""
 
 import copy
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar, overload
 
@@ -227,9 +228,42 @@ def _data(
         raise ConfigError("replay_weights must give one non-negative weight per replay task, not all zero")
     weights = [(1 - share) / len(tasks)] * len(tasks) + [share * w / relative.sum() for w in relative]
 
-    def sampler(step: int) -> Batch:
+    def draw(step: int) -> Batch:
         return sample_mixture(
             mix, config.batch_size, split="train", seed=config.seed * 7_000_003 + step, weights=weights
         )
 
-    return sampler, sample_mixture(tasks, config.n_val, split="val", seed=config.seed)
+    stream = (tuple(mix), tuple(weights), config.batch_size, config.seed)
+    return _remembered(stream, draw), sample_mixture(tasks, config.n_val, split="val", seed=config.seed)
+
+
+_STREAMS: "OrderedDict[tuple, dict[int, Batch]]" = OrderedDict()
+_MAX_STREAMS = 4
+
+
+def _remembered(stream: tuple, draw: Callable[[int], Batch]) -> Callable[[int], Batch]:
+    """``draw`` with its batches kept for the next fine-tune of the same stream (tasks, weights, batch size, seed).
+
+    Drawing a mixture of synthetic tasks is pure Python per task and per step (a tenth of a study unit's time),
+    and the study draws every stream many times over: one run per learning rate, the fixed-budget rerun, every
+    method and checkpoint a worker process fine-tunes. Batches are a deterministic function of the step, so the
+    kept ones are the ones ``draw`` would return. The last ``_MAX_STREAMS`` streams are kept (a few MB each).
+    """
+    try:
+        hash(stream)
+    except TypeError:  # a task that cannot be a key (none of modlens's): draw every time
+        return draw
+    if stream in _STREAMS:
+        _STREAMS.move_to_end(stream)
+    else:
+        _STREAMS[stream] = {}
+        while len(_STREAMS) > _MAX_STREAMS:
+            _STREAMS.popitem(last=False)
+    kept = _STREAMS[stream]
+
+    def sampler(step: int) -> Batch:
+        if step not in kept:
+            kept[step] = draw(step)
+        return kept[step]
+
+    return sampler

@@ -1,12 +1,14 @@
 """The study's mechanistic metrics on a small pretrained model, fine-tuned by no step: invariants that must hold."""
 
+import copy
 import dataclasses
 import math
 
 import numpy as np
 import pytest
+import torch
 
-from modlens.study.mechanisms import base_parts, mechanism_metrics
+from modlens.study.mechanisms import base_parts, mechanism_metrics, same_weights
 from modlens.study.phases import mechanism_names
 from modlens.study.presets import STUDY_FAMILY, MaskConfig, StudyConfig
 from modlens.study.tasks import StudyTasks
@@ -66,3 +68,35 @@ def test_base_parts_are_learned_once_and_shared(measured, small_trajectory, tmp_
     assert shared.keys() == metrics.keys()
     for key, value in metrics.items():
         assert (math.isnan(value) and math.isnan(shared[key])) or shared[key] == pytest.approx(value), key
+
+
+def test_an_untuned_fine_tune_is_measured_once_for_every_method(measured, small_trajectory, tmp_path) -> None:
+    """A fine-tune that took no step is the base: the first unit keeps its metrics, the other methods read them."""
+    study, metrics, layers = measured
+    base = small_trajectory.checkpoints[900]
+    tasks = StudyTasks(study)
+    file = tmp_path / "parts" / "L2-step900.pt"
+    untuned = file.with_name("L2-step900-untuned.pt")
+
+    def copy_of_base(label: str):
+        return base.with_weights(copy.deepcopy(base.hf), source=f"{base.source}+{label}")
+
+    first = mechanism_metrics(base, copy_of_base("finetuned"), tasks, base_parts_file=file)
+    assert untuned.is_file()
+    stamp = untuned.stat().st_mtime_ns
+    second = mechanism_metrics(base, copy_of_base("finetuned:lora"), tasks, base_parts_file=file)
+    assert untuned.stat().st_mtime_ns == stamp  # read, not measured again
+    for found, found_layers in (first, second):
+        assert found.keys() == metrics.keys() and found_layers == layers
+        for key, value in metrics.items():
+            assert (math.isnan(value) and math.isnan(found[key])) or found[key] == value, key
+
+
+def test_weights_that_differ_in_one_number_are_not_the_base(small_trajectory) -> None:
+    base = small_trajectory.checkpoints[900]
+    changed = copy.deepcopy(base.hf)
+    with torch.no_grad():
+        changed.gpt_neox.layers[1].mlp.dense_4h_to_h.weight[0, 0] += 1e-6
+    assert same_weights(base, base.with_weights(copy.deepcopy(base.hf)))
+    assert not same_weights(base, base.with_weights(changed))
+    assert not same_weights(base, small_trajectory.checkpoints[300])

@@ -1,3 +1,6 @@
+import dataclasses
+import importlib
+
 import pytest
 import torch
 
@@ -62,3 +65,40 @@ def test_fixed_budget_snapshot_is_the_same_run_after_exactly_that_many_steps(sma
     fixed = finetune(base, task, FinetuneConfig(max_steps=60, **(common | {"target_accuracy": 1.0})), progress=False)
     assert fixed.steps == 60
     torch.testing.assert_close(both.fixed_budget.logits(tokens), fixed.model.logits(tokens), rtol=0, atol=0)
+
+
+def test_kept_batches_are_the_batches_drawn_afresh(layout, primitive_tasks) -> None:
+    finetuning = importlib.import_module("modlens.training.finetune")
+    task = SyntheticTask.from_name("increment∘reverse", layout)
+    config = FinetuneConfig(batch_size=8, seed=3, replay_fraction=0.3)
+    finetuning._STREAMS.clear()
+    sampler, _ = finetuning._data(task, primitive_tasks[:2], None, config)
+    first = [sampler(step) for step in range(3)]
+    again, _ = finetuning._data(task, primitive_tasks[:2], None, config)
+    assert again(1) is first[1]  # the next fine-tune of the stream reads the kept batch
+    finetuning._STREAMS.clear()
+    fresh, _ = finetuning._data(task, primitive_tasks[:2], None, config)
+    for step, kept in enumerate(first):
+        drawn = fresh(step)
+        assert drawn is not kept
+        assert torch.equal(drawn.tokens, kept.tokens) and torch.equal(drawn.answer_mask, kept.answer_mask)
+    other_seed, _ = finetuning._data(task, primitive_tasks[:2], None, dataclasses.replace(config, seed=4))
+    other_replay, _ = finetuning._data(task, primitive_tasks[2:4], None, config)
+    assert not torch.equal(other_seed(0).tokens, first[0].tokens)
+    assert not torch.equal(other_replay(0).tokens, first[0].tokens)
+
+
+def test_a_fine_tune_with_kept_batches_is_the_fine_tune_without(small_trajectory, layout, primitive_tasks) -> None:
+    finetuning = importlib.import_module("modlens.training.finetune")
+    base = small_trajectory.checkpoints[300]
+    task = SyntheticTask.from_name("increment∘reverse", layout)
+    config = FinetuneConfig(max_steps=12, eval_every=6, batch_size=16, n_val=32, replay_fraction=0.3)
+
+    def tuned() -> dict[str, torch.Tensor]:
+        return finetune(base, task, config, replay=primitive_tasks[:2], progress=False).model.hf.state_dict()
+
+    finetuning._STREAMS.clear()
+    afresh = tuned()
+    assert finetuning._STREAMS  # the batches were kept ...
+    kept = tuned()  # ... and this run reads them
+    assert afresh.keys() == kept.keys() and all(torch.equal(afresh[k], kept[k]) for k in afresh)
