@@ -168,12 +168,24 @@ def run_study(
         models_root = Path(out_dir) / MODELS_DIR
         models_root.mkdir(parents=True, exist_ok=True)
         pretraining = plan_pretraining(study, models_root)
+        checkpoints = plan_checkpoints(study, models_root)
         # a resumed store whose models/ lost a member (deleted, or the store copied without it) pretrains it
-        # again (deterministic: the same checkpoints and quality rows)
-        gone = [u.key for u in pretraining if not (models_root / u.meta["member"]).is_dir()]
+        # again (deterministic: the same checkpoints and quality rows) when a checkpoint unit still to run loads it
+        needed = members_to_load(checkpoints, store.done())
+        gone = [
+            u.key
+            for u in pretraining
+            if u.meta["member"] in needed and not (models_root / u.meta["member"]).is_dir()
+        ]
         run_units(pretraining, store, executor=pool, progress=progress, rerun=gone)
-        frame = run_units(plan_checkpoints(study, models_root), store, executor=pool, progress=progress)
+        frame = run_units(checkpoints, store, executor=pool, progress=progress)
     return split_tables(frame)
+
+
+def members_to_load(checkpoints: list[Unit], done: set[str]) -> set[str]:
+    """The members (and proxy-tuning experts) whose checkpoints the units not in ``done`` load."""
+    todo = [u for u in checkpoints if u.key not in done]
+    return {u.meta["member"] for u in todo} | {Member(**u.kwargs["expert"]).name for u in todo if u.kwargs["expert"]}
 
 
 def split_tables(frame: pd.DataFrame) -> StudyResult:

@@ -101,6 +101,22 @@ def test_resume_pretrains_again_a_member_whose_models_are_gone(tmp_path) -> None
     pd.testing.assert_frame_equal(_canonical(resumed.quality), _canonical(expected.quality))
 
 
+def test_resume_leaves_out_a_gone_member_that_no_unit_still_needs(tmp_path) -> None:
+    out = tmp_path / "study"
+    expected = run_study(PRESETS["tiny"], out, progress=False)
+    finished, needed = sorted(p for p in (out / "models").iterdir() if not p.name.startswith("."))[:2]
+    for member in (finished, needed):
+        shutil.rmtree(member)
+    for path in (out / "records").glob(f"finetune_{needed.name}_*.json"):
+        path.unlink()
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "records").glob(f"*{finished.name}*.json")}
+    resumed = run_study(PRESETS["tiny"], out, resume=True, progress=False)
+    assert needed.is_dir() and not finished.exists()  # every unit of `finished` is in the store already
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "records").glob(f"*{finished.name}*.json")} == stamps
+    pd.testing.assert_frame_equal(_canonical(resumed.metrics), _canonical(expected.metrics))
+    pd.testing.assert_frame_equal(_canonical(resumed.quality), _canonical(expected.quality))
+
+
 @pytest.mark.slow
 def test_process_pool_gives_identical_results(tmp_path) -> None:
     local = run_study(PRESETS["tiny"], tmp_path / "local", progress=False)
