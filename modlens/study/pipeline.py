@@ -173,9 +173,7 @@ def run_study(
         # again (deterministic: the same checkpoints and quality rows) when a checkpoint unit still to run loads it
         needed = members_to_load(checkpoints, store.done())
         gone = [
-            u.key
-            for u in pretraining
-            if u.meta["member"] in needed and not (models_root / u.meta["member"]).is_dir()
+            u.key for u in pretraining if u.meta["member"] in needed and not (models_root / u.meta["member"]).is_dir()
         ]
         run_units(pretraining, store, executor=pool, progress=progress, rerun=gone)
         frame = run_units(checkpoints, store, executor=pool, progress=progress)
