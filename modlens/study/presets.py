@@ -207,8 +207,8 @@ PRESETS: dict[str, StudyConfig] = {
     "quick": StudyConfig(lr_grid=(1e-3, 1e-4)),
     # Every factor, sized for a verdict: two depths, two corpus-noise levels, two corpus-diversity levels
     # (8 groups) x 3 seeds, the random-init control and two pretrained levels: 24 runs, power 0.96 for a
-    # within-group rho of 0.5 (modlens.analysis.power). All five fine-tuning methods: 360 checkpoint units, an
-    # estimated 3.0-3.3 h on 2 Dask workers of a 2-core machine (docs/study.md); with full alone about an hour.
+    # within-group rho of 0.5 (modlens.analysis.power). All five fine-tuning methods: 360 checkpoint units, about
+    # 2.7 h on 2 Dask workers of a 2-core machine (313 of 396 units measured, docs/study.md); full alone ~1 h.
     "full": StudyConfig(
         family=dataclasses.replace(STUDY_FAMILY, depths=(2, 4), label_noise=(0.0, 0.2), composite_fraction=(0.0, 0.2)),
         finetune_methods=FINETUNE_METHODS,
